@@ -1,0 +1,74 @@
+"""Conditions for generated sets that match a real reference set.
+
+Same size and class counts as the reference; peak fluxes drawn as paper 000 Sect. 6.1 does
+(Box-Cox transform, 100-bin histogram of the training values, uniform within the chosen bin);
+masks (and other conditioning images) taken from the reference split.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import special, stats
+
+from .types import Conditions, InputError, RadioImages
+
+__all__ = ["BoxCox", "FluxSampler", "match_conditions"]
+
+
+@dataclass
+class BoxCox:
+    """Box-Cox transform y = (x^λ − 1)/λ (λ ≠ 0; ln x for λ = 0), λ fitted by maximum likelihood,
+    then standardised: z = (y − μ)/s. Paper 000 finds λ = −0.23 for LoTSS peak fluxes."""
+
+    lam: float
+    mu: float
+    sd: float
+
+    @classmethod
+    def fit(cls, x: np.ndarray) -> "BoxCox":
+        x = np.asarray(x, np.float64)
+        if len(x) < 2 or np.any(~np.isfinite(x)) or np.any(x <= 0):
+            raise InputError("Box-Cox needs at least two finite, positive values")
+        y, lam = stats.boxcox(x)
+        return cls(float(lam), float(y.mean()), float(y.std() or 1.0))
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        return (special.boxcox(np.asarray(x, np.float64), self.lam) - self.mu) / self.sd
+
+    def inverse(self, z: np.ndarray) -> np.ndarray:
+        return special.inv_boxcox(np.asarray(z, np.float64) * self.sd + self.mu, self.lam)
+
+    def to_dict(self) -> dict[str, float]:
+        return {"lam": self.lam, "mu": self.mu, "sd": self.sd}
+
+
+class FluxSampler:
+    """Draw peak fluxes like the training set: pick one of ``bins`` histogram bins of the Box-Cox
+    transformed training fluxes with probability ∝ its count, then a value uniformly inside it."""
+
+    def __init__(self, train_flux: np.ndarray, bins: int = 100):
+        self.transform = BoxCox.fit(train_flux)
+        counts, self.edges = np.histogram(self.transform(train_flux), bins=bins)
+        self.p = counts / counts.sum()
+
+    def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        k = rng.choice(len(self.p), size=n, p=self.p)
+        z = rng.uniform(self.edges[k], self.edges[k + 1])
+        return self.transform.inverse(z)
+
+
+def match_conditions(
+    reference: RadioImages, train: RadioImages, supports: frozenset[str], rng: np.random.Generator
+) -> Conditions:
+    """Conditions for a generated set matched to ``reference`` for a generator that ``supports`` these kinds."""
+    n = len(reference)
+    labels = class_names = flux = masks = None
+    if "class" in supports and reference.labels is not None:
+        labels, class_names = reference.labels.copy(), reference.class_names
+    if "flux" in supports and train.peak_flux is not None:
+        flux = FluxSampler(train.peak_flux).sample(n, rng)
+    if "mask" in supports and reference.masks is not None:
+        masks = reference.masks.copy()
+    images = {k: v.copy() for k, v in reference.extra.items() if k in supports}
+    return Conditions(n=n, labels=labels, class_names=class_names, peak_flux=flux, masks=masks, images=images)

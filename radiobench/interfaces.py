@@ -1,0 +1,299 @@
+"""The three plugin interfaces: Dataset, Generator, Metric, and the context metrics run in.
+
+A third party implements one of these classes and declares it under the entry-point group
+``radiobench.datasets``, ``radiobench.generators`` or ``radiobench.metrics`` (see README).
+"""
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Sequence
+
+import numpy as np
+
+from .presets import Preset, get_preset
+from .seeding import image_seeds
+from .types import Conditions, GeneratorCost, InputError, MetricResult, RadioImages
+
+__all__ = ["Dataset", "Generator", "Metric", "MetricContext", "Plugin"]
+
+
+class Plugin:
+    """What every plugin declares about itself (shown by ``radiobench list``)."""
+
+    name: ClassVar[str] = ""
+    description: ClassVar[str] = ""  # one line
+
+    @classmethod
+    def summary(cls) -> dict[str, Any]:
+        return {"name": cls.name, "description": cls.description}
+
+
+class Dataset(Plugin, ABC):
+    """A fixed, documented set of splits of radio images.
+
+    ``load(split)`` returns float32 images (N, 1, H, W) in [0, 1] with whatever the dataset knows
+    (labels, peak flux, masks, survey metadata). Test images are never used to train generators
+    or evaluator networks; ``reference_split`` is what generated sets are compared with.
+    """
+
+    provides: ClassVar[frozenset[str]] = frozenset()  # subset of {"labels", "flux", "masks"}
+    splits: ClassVar[tuple[str, ...]] = ("train", "valid", "test")
+    train_split: ClassVar[str] = "train"
+    reference_split: ClassVar[str] = "test"
+
+    def __init__(self, resolution: int | None = None, data_dir: str | Path | None = None, **options: Any):
+        self.resolution = resolution
+        self.data_dir = Path(data_dir) if data_dir is not None else None
+        self.options = options
+
+    @abstractmethod
+    def load(self, split: str) -> RadioImages:
+        ...
+
+    def config(self) -> dict[str, Any]:
+        """Everything that changes the loaded content (goes into the fingerprint)."""
+        return {"name": self.name, "resolution": self.resolution, **self.options}
+
+    def fetch(self) -> Path | None:
+        """Download / unpack the raw data into the cache (``radiobench data fetch``); None if nothing to fetch."""
+        return None
+
+    def fingerprint(self) -> str:
+        """sha256 over the content of every split and the config: two results are comparable only if equal."""
+        from .store import sha256_bytes, stable_hash
+
+        parts = [stable_hash(self.config(), 64).encode()]
+        for split in self.splits:
+            d = self.load(split)
+            parts.append(d.images.tobytes())
+            if d.labels is not None:
+                parts.append(d.labels.tobytes())
+        return sha256_bytes(*parts)[:16]
+
+    def check_split(self, split: str) -> None:
+        if split not in self.splits:
+            raise InputError(f"dataset {self.name!r} has splits {self.splits}; no split {split!r}")
+
+    @classmethod
+    def summary(cls) -> dict[str, Any]:
+        return {**super().summary(), "provides": sorted(cls.provides), "splits": list(cls.splits)}
+
+
+class Generator(Plugin, ABC):
+    """A generative model: fit on a training split, then sample sets that match given conditions.
+
+    Subclasses implement ``fit``, ``sample_batch`` (images for a list of per-image seeds),
+    ``save`` and ``load``. The base class's ``sample`` handles batching, per-image seeds,
+    validation of conditions and output, timing, and attaches the conditions to the result so
+    that metrics can compare generated images with what they were asked to be.
+    """
+
+    supports: ClassVar[frozenset[str]] = frozenset()  # conditioning kinds: "class", "flux", "mask", ...
+    reference: ClassVar[bool] = False  # True for honest reference rows (replay, pixel floor)
+
+    def __init__(self, preset: str = "smoke", device: str | None = None, **options: Any):
+        self.preset: Preset = get_preset(preset)
+        self.device = device or default_device()
+        self.options = options
+        self.train_info: dict[str, Any] = {}  # class names, image shape, flux transform, ...
+        self._cost = GeneratorCost(device=str(self.device))
+
+    # -- to implement -------------------------------------------------------------------
+    @abstractmethod
+    def fit(self, train: RadioImages, *, seed: int, workdir: Path | None = None) -> None:
+        """Train on ``train``. Write periodic checkpoints and the loss curve into ``workdir``
+        (when given) and resume from them if they are there."""
+
+    @abstractmethod
+    def sample_batch(self, conditions: Conditions, seeds: Sequence[int]) -> np.ndarray:
+        """Images (len(seeds), 1, H, W) in [0, 1]; image i must depend only on seeds[i] and its conditions."""
+
+    @abstractmethod
+    def save(self, directory: Path) -> None:
+        """Write weights (safetensors) and configuration (JSON) into ``directory``."""
+
+    @abstractmethod
+    def load(self, directory: Path) -> None:
+        """Restore what ``save`` wrote (never by unpickling arbitrary objects)."""
+
+    def config(self) -> dict[str, Any]:
+        """Hyperparameters that define this generator (recorded in results)."""
+        return {"name": self.name, "preset": self.preset.name, **self.options}
+
+    def num_parameters(self) -> int:
+        return 0
+
+    # -- provided ------------------------------------------------------------------------
+    def check_conditions(self, conditions: Conditions) -> None:
+        """Raise InputError for conditions this generator cannot honour."""
+        unsupported = conditions.kinds() - self.supports
+        if unsupported:
+            raise InputError(
+                f"generator {self.name!r} cannot be conditioned on {sorted(unsupported)}; "
+                f"it supports {sorted(self.supports) or 'no conditioning'}"
+            )
+        trained = self.train_info.get("class_names")
+        if conditions.labels is not None:
+            if trained is None:
+                raise InputError(f"generator {self.name!r} was trained without class labels")
+            if conditions.class_names is not None and tuple(conditions.class_names) != tuple(trained):
+                raise InputError(
+                    f"conditions name classes {tuple(conditions.class_names)} but the generator was "
+                    f"trained on {tuple(trained)}"
+                )
+            if len(conditions.labels) and (conditions.labels.min() < 0 or conditions.labels.max() >= len(trained)):
+                raise InputError(f"class labels must lie in [0, {len(trained) - 1}] ({', '.join(trained)})")
+        if conditions.peak_flux is not None:
+            if not np.all(np.isfinite(conditions.peak_flux)) or np.any(conditions.peak_flux <= 0):
+                raise InputError("peak-flux conditions must be finite and positive (Jy/beam)")
+
+    def sample(
+        self, conditions: Conditions, *, seed: int, batch_size: int = 64, start_index: int = 0, progress: bool = False
+    ) -> RadioImages:
+        """Draw ``conditions.n`` images; image i uses seed image_seeds(seed, i, i+1)."""
+        self.check_conditions(conditions)
+        from .progress import progress_bar
+
+        out: list[np.ndarray] = []
+        t0 = time.perf_counter()
+        bar = progress_bar(total=conditions.n, desc=f"sample {self.name}", unit="img", disable=not progress)
+        for lo in range(0, conditions.n, batch_size):
+            hi = min(conditions.n, lo + batch_size)
+            seeds = image_seeds(seed, start_index + lo, start_index + hi)
+            batch = np.asarray(self.sample_batch(conditions.slice(lo, hi), seeds), dtype=np.float32)
+            if batch.shape[0] != hi - lo or batch.ndim != 4 or batch.shape[1] != 1:
+                raise RuntimeError(f"{self.name}.sample_batch returned shape {batch.shape} for {hi - lo} seeds")
+            if not np.all(np.isfinite(batch)):
+                raise RuntimeError(f"{self.name} produced NaN or infinite pixels")
+            out.append(np.clip(batch, 0.0, 1.0))
+            bar.update(hi - lo)
+        bar.close()
+        elapsed = time.perf_counter() - t0
+        if conditions.n:
+            self._cost.sample_seconds_per_image = elapsed / conditions.n
+        shape = self.train_info.get("image_shape", (1, self.preset.resolution, self.preset.resolution))
+        images = np.concatenate(out) if out else np.zeros((0, *shape), np.float32)
+        from .types import SurveyInfo
+
+        survey = self.train_info.get("survey")
+        return RadioImages(
+            images=images,
+            survey=SurveyInfo.from_dict(survey) if isinstance(survey, dict) else (survey or SurveyInfo("generated")),
+            labels=conditions.labels,
+            class_names=tuple(self.train_info["class_names"]) if conditions.labels is not None else None,
+            peak_flux=conditions.peak_flux,
+            masks=conditions.masks,
+            extra=dict(conditions.images),
+        )
+
+    def remember_training_set(self, train: RadioImages) -> None:
+        """Record what sampling needs to know about the training data (call at the start of fit)."""
+        self.train_info.update(
+            class_names=list(train.class_names) if train.class_names else None,
+            image_shape=list(train.images.shape[1:]),
+            survey=train.survey.to_dict(),
+        )
+
+    def cost(self) -> GeneratorCost:
+        self._cost.parameters = self.num_parameters()
+        return self._cost
+
+    @classmethod
+    def summary(cls) -> dict[str, Any]:
+        return {**super().summary(), "supports": sorted(cls.supports), "reference": cls.reference}
+
+
+class Metric(Plugin, ABC):
+    """A comparison of a generated set with a real reference set.
+
+    ``requires`` names what the real and generated sets must carry ("labels", "masks", "flux");
+    ``requires_conditioning`` what the generator must have been conditioned on ("class", "mask").
+    """
+
+    direction: ClassVar[str] = "lower"
+    unit: ClassVar[str] = ""
+    requires: ClassVar[frozenset[str]] = frozenset()
+    requires_conditioning: ClassVar[frozenset[str]] = frozenset()
+
+    def __init__(self, **options: Any):
+        self.options = options
+
+    @abstractmethod
+    def compute(self, real: RadioImages, generated: RadioImages, context: "MetricContext") -> MetricResult:
+        ...
+
+    def applicable(self, real: RadioImages, generator_supports: frozenset[str] | None) -> str | None:
+        """None when the metric applies, else the reason it is skipped (written into results).
+
+        ``generator_supports`` is None for the real-vs-real reference row (always conditioned exactly)."""
+        have = {"labels": real.labels is not None, "masks": real.masks is not None, "flux": real.peak_flux is not None}
+        for need in sorted(self.requires):
+            if not have.get(need, False):
+                return f"the reference data carries no {need}"
+        if generator_supports is not None:
+            missing = self.requires_conditioning - generator_supports
+            if missing:
+                return f"the generator cannot be conditioned on {sorted(missing)}"
+        return None
+
+    def config(self) -> dict[str, Any]:
+        return {"name": self.name, **self.options}
+
+    @classmethod
+    def summary(cls) -> dict[str, Any]:
+        return {
+            **super().summary(),
+            "direction": cls.direction,
+            "requires": sorted(cls.requires | {f"conditioning:{c}" for c in cls.requires_conditioning}),
+        }
+
+
+@dataclass
+class MetricContext:
+    """What a metric may use beyond the two sets: the training split (for evaluator networks), the
+    preset, a seed, a device, a cache directory, and a per-run memo for real-side statistics."""
+
+    dataset: str
+    dataset_fingerprint: str
+    train: RadioImages
+    preset: Preset
+    seed: int = 0
+    device: str = "cpu"
+    cache_dir: Path = field(default_factory=lambda: default_cache_dir())
+    memo: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def n_bootstrap(self) -> int:
+        return self.preset.n_bootstrap
+
+    def rng(self, salt: str = "") -> np.random.Generator:
+        """A generator seeded by (seed, salt): metrics get reproducible bootstrap draws."""
+        import zlib
+
+        return np.random.default_rng([self.seed, zlib.crc32(salt.encode())])
+
+    def remember(self, key: str, compute):
+        """Memoise a real-side statistic for the lifetime of this context (e.g. features of the test set)."""
+        if key not in self.memo:
+            self.memo[key] = compute()
+        return self.memo[key]
+
+
+def default_device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def default_cache_dir() -> Path:
+    import os
+
+    env = os.environ.get("RADIOBENCH_CACHE")
+    if env:
+        return Path(env)
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir("radiobench"))

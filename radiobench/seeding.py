@@ -1,0 +1,51 @@
+"""Seeds. Every generated image has its own seed, derived from (run seed, image index), so that a
+sample never depends on the batch size it was drawn in (as NVlabs/edm's StackedRandomGenerator)."""
+from __future__ import annotations
+
+import random
+from typing import Sequence
+
+import numpy as np
+import torch
+
+__all__ = ["image_seeds", "PerImageRandom", "seed_everything"]
+
+
+def image_seeds(seed: int, start: int, stop: int) -> list[int]:
+    """Seeds of images start..stop-1 for run seed ``seed`` (63-bit, well mixed)."""
+    return [
+        int(np.random.SeedSequence([int(seed), int(i)]).generate_state(1, np.uint64)[0] >> np.uint64(1))
+        for i in range(start, stop)
+    ]
+
+
+class PerImageRandom:
+    """One torch.Generator per image; draws are stacked along the batch axis."""
+
+    def __init__(self, seeds: Sequence[int], device: torch.device | str = "cpu"):
+        self.device = torch.device(device)
+        self.generators = [torch.Generator(self.device).manual_seed(int(s) % (2**63)) for s in seeds]
+
+    def randn(self, shape: Sequence[int], dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        """Standard normal noise of shape (len(seeds), *shape)."""
+        return torch.stack(
+            [torch.randn(tuple(shape), generator=g, device=self.device, dtype=dtype) for g in self.generators]
+        )
+
+    def rand(self, shape: Sequence[int], dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        return torch.stack(
+            [torch.rand(tuple(shape), generator=g, device=self.device, dtype=dtype) for g in self.generators]
+        )
+
+    def randint(self, high: int, shape: Sequence[int] = ()) -> torch.Tensor:
+        return torch.stack(
+            [torch.randint(high, tuple(shape), generator=g, device=self.device) for g in self.generators]
+        )
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    """Seed python, numpy and torch; return a torch.Generator for explicit use."""
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed)

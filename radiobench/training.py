@@ -1,0 +1,231 @@
+"""Shared training loop machinery for generators and evaluator networks.
+
+``TrainingRun`` places modules on the device (through ``accelerate`` when it is installed, so the
+same code runs on CPU, one GPU or several), autocasts to bf16 when asked, writes a resumable
+checkpoint every few steps (``torch.save`` of tensors only, read back with ``weights_only=True``),
+appends losses to ``losses.csv``, shows a progress bar and stops at a wall-clock budget.
+"""
+from __future__ import annotations
+
+import contextlib
+import copy
+import csv
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import torch
+
+from .progress import progress_bar
+from .store import atomic_path
+
+__all__ = ["TrainingRun", "EMA", "batch_indices"]
+
+
+def batch_indices(n: int, batch_size: int, seed: int, step: int) -> np.ndarray:
+    """Minibatch indices for ``step``: a pure function of (seed, step), so a resumed run sees the same batches."""
+    rng = np.random.default_rng([int(seed), int(step)])
+    return rng.choice(n, size=batch_size, replace=n < batch_size)
+
+
+class EMA:
+    """Exponential moving average of a module's weights: theta_ema <- beta theta_ema + (1 - beta) theta."""
+
+    def __init__(self, module: torch.nn.Module, decay: float):
+        self.decay = decay
+        self.module = copy.deepcopy(module).eval().requires_grad_(False)
+
+    @torch.no_grad()
+    def update(self, module: torch.nn.Module) -> None:
+        for p_ema, p in zip(self.module.parameters(), module.parameters()):
+            p_ema.lerp_(p.detach().to(p_ema.dtype), 1.0 - self.decay)
+        for b_ema, b in zip(self.module.buffers(), module.buffers()):
+            b_ema.copy_(b)
+
+    def state_dict(self) -> dict[str, Any]:
+        return self.module.state_dict()
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.module.load_state_dict(state)
+
+
+class TrainingRun:
+    """One resumable training run.
+
+    Usage::
+
+        run = TrainingRun(workdir, steps=1000, seed=0, mixed_precision="bf16")
+        model, opt = run.prepare(model, opt)
+        start = run.resume(model=model, opt=opt, ema=ema)
+        for step in run:                      # from ``start`` to ``steps``
+            with run.autocast():
+                loss = ...
+            run.backward(loss); opt.step(); opt.zero_grad()
+            run.log(step, loss=loss.item())
+            run.maybe_checkpoint(step, model=model, opt=opt, ema=ema)
+    """
+
+    def __init__(
+        self,
+        workdir: Path | None,
+        *,
+        steps: int,
+        seed: int,
+        mixed_precision: str = "no",
+        checkpoint_every: int = 500,
+        max_seconds: float | None = None,
+        desc: str = "train",
+        device: str | None = None,
+        progress: bool = True,
+    ):
+        self.workdir = Path(workdir) if workdir is not None else None
+        self.total_steps = int(steps)
+        self.seed = int(seed)
+        self.mixed_precision = mixed_precision
+        self.checkpoint_every = max(1, int(checkpoint_every))
+        self.max_seconds = max_seconds
+        self.desc = desc
+        self.start_step = 0
+        self.elapsed_before = 0.0  # training seconds spent before a resume
+        self._t0 = time.perf_counter()
+        self._log_rows: list[dict[str, Any]] = []
+        self.stopped_early = False
+        self.progress = progress
+        try:
+            from accelerate import Accelerator
+
+            cpu = device == "cpu" or (device is None and not torch.cuda.is_available())
+            self.accelerator = Accelerator(cpu=cpu, mixed_precision="no")
+            self.device = self.accelerator.device
+        except ImportError:  # accelerate is optional: plain single-device training
+            self.accelerator = None
+            self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        torch.manual_seed(self.seed)
+
+    # -- devices and precision --------------------------------------------------------------
+    def prepare(self, *objs):
+        if self.accelerator is not None:
+            out = self.accelerator.prepare(*objs)
+            return out if len(objs) != 1 else out
+        moved = [o.to(self.device) if isinstance(o, torch.nn.Module) else o for o in objs]
+        return moved[0] if len(moved) == 1 else tuple(moved)
+
+    def unwrap(self, module: torch.nn.Module) -> torch.nn.Module:
+        return self.accelerator.unwrap_model(module) if self.accelerator is not None else module
+
+    def autocast(self):
+        if self.mixed_precision == "bf16":
+            return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def backward(self, loss: torch.Tensor) -> None:
+        if self.accelerator is not None:
+            self.accelerator.backward(loss)
+        else:
+            loss.backward()
+
+    # -- checkpoints ----------------------------------------------------------------------
+    @property
+    def checkpoint_path(self) -> Path | None:
+        return None if self.workdir is None else self.workdir / "train_state.pt"
+
+    def resume(self, **stateful: Any) -> int:
+        """Load the last checkpoint (if any) into the given objects; return the step to start from."""
+        path = self.checkpoint_path
+        if path is None or not path.exists():
+            return 0
+        state = torch.load(path, map_location=self.device, weights_only=True)
+        for name, obj in stateful.items():
+            if name in state:
+                target = self.unwrap(obj) if isinstance(obj, torch.nn.Module) else obj
+                target.load_state_dict(state[name])
+        self.start_step = int(state["step"])
+        self.elapsed_before = float(state.get("elapsed", 0.0))
+        if "rng" in state:
+            torch.set_rng_state(state["rng"].cpu())
+        self._reload_log()
+        return self.start_step
+
+    def checkpoint(self, step: int, **stateful: Any) -> None:
+        """Write a checkpoint meaning "steps < step are done"."""
+        path = self.checkpoint_path
+        if path is None:
+            return
+        state: dict[str, Any] = {"step": int(step), "elapsed": self.elapsed, "rng": torch.get_rng_state()}
+        for name, obj in stateful.items():
+            target = self.unwrap(obj) if isinstance(obj, torch.nn.Module) else obj
+            state[name] = target.state_dict()
+        with atomic_path(path) as tmp:
+            torch.save(state, tmp)
+        self._flush_log()
+
+    def maybe_checkpoint(self, step: int, **stateful: Any) -> None:
+        done = step + 1
+        if done % self.checkpoint_every == 0 or done >= self.total_steps or self.out_of_time():
+            self.checkpoint(done, **stateful)
+
+    # -- loop -----------------------------------------------------------------------------
+    @property
+    def elapsed(self) -> float:
+        return self.elapsed_before + (time.perf_counter() - self._t0)
+
+    def out_of_time(self) -> bool:
+        return self.max_seconds is not None and self.elapsed >= self.max_seconds
+
+    def __iter__(self) -> Iterator[int]:
+        self._t0 = time.perf_counter()
+        bar = progress_bar(
+            total=self.total_steps, initial=self.start_step, desc=self.desc, unit="step", disable=not self.progress
+        )
+        step = self.start_step
+        try:
+            while step < self.total_steps:
+                yield step
+                bar.update(1)
+                if self._log_rows:
+                    last = self._log_rows[-1]
+                    bar.set_postfix({k: f"{v:.4g}" for k, v in last.items() if k != "step" and isinstance(v, float)})
+                step += 1
+                if self.out_of_time():
+                    self.stopped_early = step < self.total_steps
+                    break
+        finally:
+            bar.close()
+            self._flush_log()
+        self.steps_done = step
+
+    # -- loss log -------------------------------------------------------------------------
+    def log(self, step: int, **values: float) -> None:
+        self._log_rows.append({"step": int(step), **{k: float(v) for k, v in values.items()}})
+
+    @property
+    def log_path(self) -> Path | None:
+        return None if self.workdir is None else self.workdir / "losses.csv"
+
+    def history(self) -> list[dict[str, Any]]:
+        return list(self._log_rows)
+
+    def _flush_log(self) -> None:
+        path = self.log_path
+        if path is None or not self._log_rows:
+            return
+        keys: list[str] = []
+        for r in self._log_rows:
+            keys.extend(k for k in r if k not in keys)
+        with atomic_path(path) as tmp:
+            with open(tmp, "w", newline="") as fh:
+                w = csv.DictWriter(fh, fieldnames=keys)
+                w.writeheader()
+                w.writerows(self._log_rows)
+
+    def _reload_log(self) -> None:
+        path = self.log_path
+        if path is None or not path.exists():
+            return
+        with open(path, newline="") as fh:
+            rows = [
+                {k: (int(v) if k == "step" else float(v)) for k, v in r.items() if v not in ("", None)}
+                for r in csv.DictReader(fh)
+            ]
+        self._log_rows = [r for r in rows if r["step"] < self.start_step]
