@@ -10,7 +10,7 @@ from safetensors.torch import load_file, save_file
 
 from .store import atomic_path, read_json, write_json
 
-__all__ = ["save_weights", "load_weights", "save_config", "load_config"]
+__all__ = ["save_weights", "load_weights", "load_tensors", "save_config", "load_config"]
 
 
 def save_weights(directory: Path, modules: Mapping[str, torch.nn.Module | Mapping[str, torch.Tensor]]) -> None:
@@ -34,6 +34,12 @@ def load_weights(directory: Path, modules: Mapping[str, torch.nn.Module], strict
         if not state and strict:
             raise KeyError(f"{path} holds no weights for {prefix!r}")
         mod.load_state_dict(state, strict=strict)
+
+
+def load_tensors(directory: Path, prefix: str) -> dict[str, torch.Tensor]:
+    """The raw tensors saved under ``prefix`` (for state that is not a module)."""
+    tensors = load_file(str(Path(directory) / "weights.safetensors"))
+    return {k[len(prefix) + 1:]: v for k, v in tensors.items() if k.startswith(prefix + ".")}
 
 
 def save_config(directory: Path, config: Mapping[str, Any]) -> None:

@@ -1,0 +1,207 @@
+"""Command line: ``radiobench list | run | leaderboard | report | data fetch | evaluators``."""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+from .registry import registry
+from .types import InputError
+
+__all__ = ["main"]
+
+
+def _csv_list(text: str) -> list[str]:
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def _seeds(text: str) -> list[int]:
+    try:
+        return [int(t) for t in _csv_list(text)]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"seeds must be comma-separated integers, not {text!r}") from None
+
+
+def _value(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def _options(pairs: Sequence[str], scoped: bool = False) -> dict[str, Any]:
+    """'k=v' pairs (or 'generator.k=v' when scoped) into dicts; values parsed as JSON when they parse."""
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise InputError(f"option {pair!r} must look like {'generator.key' if scoped else 'key'}=value")
+        key, val = pair.split("=", 1)
+        if scoped:
+            if "." not in key:
+                raise InputError(f"generator option {pair!r} must look like generator.key=value (e.g. edm.steps=100)")
+            gen, key = key.split(".", 1)
+            out.setdefault(gen, {})[key] = _value(val)
+        else:
+            out[key] = _value(val)
+    return out
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    kinds = [args.kind] if args.kind else ["datasets", "generators", "metrics"]
+    for kind in kinds:
+        print(f"{kind}:")
+        for name, entry in registry.entries(kind).items():
+            if entry.broken:
+                print(f"  {name:<22} BROKEN ({entry.target}): {entry.error}")
+                continue
+            s = entry.cls.summary()
+            extra = []
+            if kind == "datasets" and s.get("provides"):
+                extra.append("provides " + ",".join(s["provides"]))
+            if kind == "generators":
+                extra.append("conditions: " + (",".join(s["supports"]) or "none"))
+            if kind == "metrics":
+                extra.append(("lower" if s["direction"] == "lower" else "higher") + " is better")
+                if s["requires"]:
+                    extra.append("needs " + ",".join(s["requires"]))
+            src = f" [{entry.distribution}]" if entry.distribution and entry.distribution != "radiobench" else ""
+            print(f"  {name:<22} {s['description']}" + (f" ({'; '.join(extra)})" if extra else "") + src)
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .runner import RunConfig, run
+
+    out = Path(args.out) if args.out else Path("runs") / f"{args.dataset}-{args.preset}"
+    config = RunConfig(
+        generators=_csv_list(args.generators),
+        dataset=args.dataset,
+        out=out,
+        metrics=_csv_list(args.metrics) if args.metrics else None,
+        preset=args.preset,
+        seeds=args.seeds,
+        data_dir=args.data_dir,
+        dataset_options=_options(args.dataset_option),
+        generator_options=_options(args.generator_option, scoped=True),
+        device=args.device,
+        batch_size=args.batch_size,
+        reference=not args.no_reference,
+        progress=not args.quiet,
+    )
+    unknown = set(config.generator_options) - set(config.generators)
+    if unknown:
+        raise InputError(f"options given for generators not in --generators: {sorted(unknown)}")
+    summary = run(config)
+    print(f"run directory: {summary.out}")
+    print(f"  done {len(summary.done)}, reused {len(summary.reused)}, skipped {len(summary.skipped)}, "
+          f"failed {len(summary.failed)}")
+    for f in summary.failed:
+        print(f"  FAILED {f} (see its error in the run directory)")
+    print(f"next: radiobench leaderboard {summary.out}")
+    return 1 if summary.failed else 0
+
+
+def cmd_leaderboard(args: argparse.Namespace) -> int:
+    from .leaderboard import collect, render
+
+    text = render(collect(args.runs), args.format)
+    if args.output:
+        from .store import atomic_path
+
+        with atomic_path(args.output) as tmp:
+            tmp.write_text(text)
+        print(f"wrote {args.output}")
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from .report import write_report
+
+    path = write_report(args.run, Path(args.output) if args.output else None)
+    print(f"wrote {path}")
+    return 0
+
+
+def cmd_data_fetch(args: argparse.Namespace) -> int:
+    cls = registry.dataset(args.name)
+    where = cls(data_dir=args.data_dir).fetch()
+    print(f"{args.name}: " + (f"data ready in {where}" if where else "nothing to fetch (generated locally)"))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
+    p = argparse.ArgumentParser(prog="radiobench", description="Benchmark generative models of radio-galaxy images.")
+    p.add_argument("--version", action="version", version=f"radiobench {__version__}")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("list", help="list datasets, generators and metrics")
+    s.add_argument("kind", nargs="?", choices=["datasets", "generators", "metrics"])
+    s.set_defaults(func=cmd_list)
+
+    s = sub.add_parser("run", help="train/sample generators and evaluate metrics")
+    s.add_argument("--generators", required=True, help="comma-separated generator names")
+    s.add_argument("--dataset", required=True)
+    s.add_argument("--metrics", help="comma-separated metric names (default: all that apply)")
+    s.add_argument("--preset", default="smoke", help="smoke | cpu | paper (default smoke)")
+    s.add_argument("--seeds", type=_seeds, default=[0], help="comma-separated seeds (default 0)")
+    s.add_argument("--out", help="run directory (default runs/DATASET-PRESET); re-running resumes it")
+    s.add_argument("--data-dir", help="local copy of the dataset's raw files")
+    s.add_argument("--dataset-option", action="append", default=[], metavar="KEY=VALUE")
+    s.add_argument("--generator-option", action="append", default=[], metavar="GEN.KEY=VALUE")
+    s.add_argument("--device", help="cpu, cuda, cuda:1 (default: cuda when available)")
+    s.add_argument("--batch-size", type=int, default=64, help="sampling batch size (samples do not depend on it)")
+    s.add_argument("--no-reference", action="store_true", help="skip the real-vs-real reference row")
+    s.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    s.set_defaults(func=cmd_run)
+
+    s = sub.add_parser("leaderboard", help="tables from run directories")
+    s.add_argument("runs", nargs="+")
+    s.add_argument("--format", default="md", choices=["md", "csv", "tex", "html"])
+    s.add_argument("--output", "-o", help="write to a file instead of stdout")
+    s.set_defaults(func=cmd_leaderboard)
+
+    s = sub.add_parser("report", help="plots (histograms, sample grids, loss curves) and an HTML page for a run")
+    s.add_argument("run")
+    s.add_argument("--output", "-o", help="report directory (default RUN/report)")
+    s.set_defaults(func=cmd_report)
+
+    s = sub.add_parser("data", help="dataset files")
+    dsub = s.add_subparsers(dest="data_command", required=True)
+    f = dsub.add_parser("fetch", help="download (or unpack a local copy), verify the checksum, cache")
+    f.add_argument("name")
+    f.add_argument("--data-dir", help="local folder holding the raw files")
+    f.set_defaults(func=cmd_data_fetch)
+
+    try:
+        from .evaluators.cli import add_subparser
+    except ImportError:
+        pass
+    else:
+        add_subparser(sub)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="radiobench: %(message)s")
+    try:
+        return int(args.func(args) or 0)
+    except InputError as exc:
+        print(f"radiobench: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("radiobench: interrupted; finished work is kept, re-run the same command to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,125 @@
+"""What every evaluator kind declares (``EvaluatorSpec``) and the supervised training loop they share."""
+from __future__ import annotations
+
+import math
+import time
+import zlib
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..training import TrainingRun, batch_indices
+from ..types import InputError, RadioImages
+
+__all__ = [
+    "EvaluatorSpec", "step_generator", "class_weights", "fit_supervised", "plateau_scheduler", "total_steps",
+]
+
+
+@dataclass(frozen=True)
+class EvaluatorSpec:
+    """One kind of evaluator network.
+
+    build(config, info) -> untrained inference module; info = {"resolution": (H, W), "n_classes": k}.
+    fit(module, train, config, run) trains it in place (resumably, through ``run``) and returns a summary.
+    version: bump whenever architecture or training code changes what a given config produces.
+    """
+
+    kind: str
+    version: int
+    description: str
+    requires: frozenset[str]
+    configs: Mapping[str, Mapping[str, Any]]  # preset name -> config
+    build: Callable[[Mapping[str, Any], Mapping[str, Any]], nn.Module]
+    fit: Callable[[nn.Module, RadioImages, Mapping[str, Any], TrainingRun], dict[str, Any]]
+    notes: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def config(self, preset: str) -> dict[str, Any]:
+        if preset not in self.configs:
+            raise InputError(f"evaluator {self.kind!r} has no config for preset {preset!r}; one of {sorted(self.configs)}")
+        return dict(self.configs[preset])
+
+
+def total_steps(config: Mapping[str, Any], n_train: int) -> int:
+    """config["steps"] when given, else epochs x ceil(n_train / batch_size)."""
+    if "steps" in config:
+        return int(config["steps"])
+    return int(config["epochs"]) * max(1, math.ceil(n_train / int(config["batch_size"])))
+
+
+def step_generator(seed: int, step: int, salt: str = "") -> torch.Generator:
+    """Augmentation randomness as a pure function of (seed, step): a resumed run repeats it exactly."""
+    s = np.random.SeedSequence([int(seed), int(step), zlib.crc32(salt.encode())]).generate_state(1, np.uint64)[0]
+    return torch.Generator().manual_seed(int(s >> np.uint64(1)))
+
+
+def class_weights(labels: np.ndarray, n_classes: int) -> torch.Tensor:
+    """w_c = 1 / (fraction of training images in class c): paper 000's loss weighting."""
+    counts = np.bincount(labels, minlength=n_classes).astype(np.float64)
+    if np.any(counts == 0):
+        raise InputError(f"every class needs training images; counts per class {counts.astype(int).tolist()}")
+    return torch.tensor(len(labels) / counts, dtype=torch.float32)
+
+
+def plateau_scheduler(opt: torch.optim.Optimizer, config: Mapping[str, Any]):
+    """ReduceLROnPlateau on the epoch loss (paper 000 Table 6: factor 0.135, patience 50, min 1e-5)."""
+    return torch.optim.lr_scheduler.ReduceLROnPlateau(
+        opt, mode="min", factor=config["lr_factor"], patience=config["lr_patience"], min_lr=config["lr_min"]
+    )
+
+
+def fit_supervised(
+    run: TrainingRun,
+    model: nn.Module,
+    opt: torch.optim.Optimizer,
+    n_train: int,
+    batch_loss: Callable[[np.ndarray, torch.Generator], torch.Tensor],
+    *,
+    batch_size: int,
+    seed: int,
+    scheduler=None,
+    checkpoint_seconds: float = 60.0,
+) -> dict[str, Any]:
+    """Minibatch training: step k uses batch_indices(n, batch, seed, k) and augmentation generator
+    step_generator(seed, k); ``scheduler`` (ReduceLROnPlateau) steps on the mean loss of each epoch
+    of ceil(n / batch) steps. Checkpoints at epoch ends (at most one a minute) and at the end."""
+    steps_per_epoch = max(1, math.ceil(n_train / batch_size))
+    state = {"model": model, "opt": opt} | ({"sched": scheduler} if scheduler is not None else {})
+    run.resume(**state)
+    model.train()
+    epoch_losses: list[float] = []
+    last_save = time.monotonic()
+    for step in run:
+        with run.autocast():
+            loss = batch_loss(batch_indices(n_train, batch_size, seed, step), step_generator(seed, step))
+        opt.zero_grad(set_to_none=True)
+        run.backward(loss)
+        opt.step()
+        epoch_losses.append(float(loss.detach()))
+        end_of_epoch = (step + 1) % steps_per_epoch == 0
+        if end_of_epoch:
+            mean = float(np.mean(epoch_losses))
+            epoch_losses.clear()
+            if scheduler is not None:
+                scheduler.step(mean)
+            run.log(step, loss=mean, lr=float(opt.param_groups[0]["lr"]))
+        last = step + 1 >= run.total_steps or run.out_of_time()
+        if last and epoch_losses:
+            run.log(step, loss=float(np.mean(epoch_losses)), lr=float(opt.param_groups[0]["lr"]))
+        if last or (end_of_epoch and time.monotonic() - last_save > checkpoint_seconds):
+            run.checkpoint(step + 1, **state)
+            last_save = time.monotonic()
+    model.eval()
+    hist = run.history()
+    return {
+        "steps": getattr(run, "steps_done", run.total_steps),
+        "epochs": getattr(run, "steps_done", run.total_steps) / steps_per_epoch,
+        "final_loss": hist[-1]["loss"] if hist else None,
+        "final_lr": float(opt.param_groups[0]["lr"]),
+        "train_seconds": run.elapsed,
+        "stopped_early": run.stopped_early,
+    }

@@ -1,0 +1,35 @@
+"""Shared fixtures. The real data lives beside the checkout in ../shared/data (never copied in)."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("RADIOBENCH_SHARED_DATA", ROOT.parent / "shared" / "data"))
+
+torch.set_num_threads(min(2, torch.get_num_threads()))
+os.environ.setdefault("RADIOBENCH_PROGRESS", "0")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _session_cache(tmp_path_factory):
+    """Every test session gets its own cache unless RADIOBENCH_CACHE is set by the caller."""
+    if "RADIOBENCH_CACHE" not in os.environ or os.environ.get("RADIOBENCH_TEST_FRESH_CACHE"):
+        os.environ["RADIOBENCH_CACHE"] = str(tmp_path_factory.mktemp("radiobench-cache"))
+    yield
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    if not SHARED_DATA.exists():
+        pytest.skip(f"real data not found at {SHARED_DATA} (set RADIOBENCH_SHARED_DATA)")
+    return SHARED_DATA
+
+
+@pytest.fixture
+def first_dir(shared_data) -> Path:
+    return shared_data / "first"

@@ -1,0 +1,160 @@
+"""The runner: matched sets, resume after an interruption, crashes recorded, provenance written."""
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from radiobench import Conditions, Dataset, Generator, InputError, Metric, MetricResult, RadioImages, SurveyInfo
+from radiobench.checkpoint import load_config, save_config
+from radiobench.registry import PluginEntry, registry
+from radiobench.runner import RunConfig, run
+
+
+class Blobs(Dataset):
+    name = "blobs"
+    description = "test: one Gaussian blob per image, width by class"
+    provides = frozenset({"labels"})
+
+    def load(self, split):
+        self.check_split(split)
+        n = {"train": 60, "valid": 10, "test": 20}[split]
+        rng = np.random.default_rng(["train", "valid", "test"].index(split))
+        labels = np.arange(n) % 2
+        yy, xx = np.mgrid[:16, :16]
+        widths = np.where(labels == 0, 1.5, 3.5)[:, None, None] * rng.uniform(0.8, 1.2, (n, 1, 1))
+        imgs = np.exp(-((yy - 7.5) ** 2 + (xx - 7.5) ** 2) / (2 * widths**2))
+        return RadioImages(imgs[:, None].astype(np.float32), SurveyInfo("blobs"), labels, ("narrow", "wide"))
+
+
+class Counting(Generator):
+    """Blob generator that counts its fits (class-level counter) and can be told to crash."""
+
+    name = "counting"
+    description = "test generator"
+    supports = frozenset({"class"})
+    fits = 0
+
+    def fit(self, train, *, seed, workdir=None):
+        if self.options.get("crash"):
+            raise RuntimeError("boom in fit")
+        type(self).fits += 1
+        self.remember_training_set(train)
+        self.width = {0: 1.5, 1: 3.5}
+
+    def sample_batch(self, conditions: Conditions, seeds):
+        yy, xx = np.mgrid[:16, :16]
+        out = []
+        for c, s in zip(conditions.labels, seeds):
+            w = self.width[int(c)] * np.random.default_rng(s).uniform(0.8, 1.2)
+            out.append(np.exp(-((yy - 7.5) ** 2 + (xx - 7.5) ** 2) / (2 * w**2))[None])
+        return np.stack(out)
+
+    def save(self, directory):
+        save_config(directory, {"train_info": self.train_info})
+
+    def load(self, directory):
+        self.train_info = load_config(directory)["train_info"]
+        self.width = {0: 1.5, 1: 3.5}
+
+
+class Interrupting(Metric):
+    name = "interrupting"
+    description = "test metric that raises KeyboardInterrupt while armed"
+    armed = True
+
+    def compute(self, real, generated, context):
+        if type(self).armed:
+            raise KeyboardInterrupt
+        return MetricResult(self.name, 1.0, 0.5, 1.5, "lower", len(real), len(generated))
+
+
+class Crashing(Metric):
+    name = "crashing"
+    description = "test metric that always fails"
+
+    def compute(self, real, generated, context):
+        raise ValueError("metric bug")
+
+
+class NeedsMasks(Metric):
+    name = "needs_masks"
+    description = "test metric that needs masks"
+    requires = frozenset({"masks"})
+
+    def compute(self, real, generated, context):
+        raise AssertionError("must be skipped")
+
+
+@pytest.fixture
+def plugins():
+    added = [("datasets", Blobs), ("generators", Counting), ("metrics", Interrupting), ("metrics", Crashing),
+             ("metrics", NeedsMasks)]
+    for kind, cls in added:
+        registry.entries(kind)[cls.name] = PluginEntry(kind, cls.name, "tests", None, cls)
+    Counting.fits = 0
+    Interrupting.armed = True
+    yield
+    for kind, cls in added:
+        registry.entries(kind).pop(cls.name)
+
+
+def test_interrupted_run_resumes_without_redoing_finished_work(plugins, tmp_path):
+    cfg = RunConfig(generators=["counting"], dataset="blobs", out=tmp_path, seeds=[0, 1],
+                    metrics=["mean_w1", "interrupting"], progress=False)
+    with pytest.raises(KeyboardInterrupt):
+        run(cfg)
+    assert (tmp_path / "reference" / "seed-0" / "metrics" / "mean_w1.json").exists()
+    assert not (tmp_path / "reference" / "seed-0" / "metrics" / "interrupting.json").exists()
+    Interrupting.armed = False
+    summary = run(cfg)
+    assert "reference/seed-0:mean_w1" in summary.reused
+    assert "reference/seed-0:interrupting" in summary.done
+    assert Counting.fits == 2  # once per seed, never redone
+    summary = run(cfg)
+    assert Counting.fits == 2 and not summary.done and "counting/seed-1:fit" in summary.reused
+    assert not list(tmp_path.rglob("*.tmp")), "no temporary files left behind"
+
+
+def test_crashing_plugins_are_recorded_and_the_rest_survive(plugins, tmp_path):
+    cfg = RunConfig(generators=["counting", "replay"], dataset="blobs", out=tmp_path,
+                    metrics=["mean_w1", "crashing", "needs_masks"], progress=False,
+                    generator_options={"counting": {"crash": True}})
+    summary = run(cfg)
+    err = json.loads((tmp_path / "counting" / "seed-0" / "error.json").read_text())
+    assert "boom in fit" in err["error"] and "Traceback" in err["traceback"]
+    rec = json.loads((tmp_path / "replay" / "seed-0" / "metrics" / "crashing.json").read_text())
+    assert rec["status"] == "error" and "metric bug" in rec["error"]
+    skipped = json.loads((tmp_path / "replay" / "seed-0" / "metrics" / "needs_masks.json").read_text())
+    assert skipped["status"] == "skipped" and "masks" in skipped["reason"]
+    ok = json.loads((tmp_path / "replay" / "seed-0" / "metrics" / "mean_w1.json").read_text())
+    assert ok["status"] == "ok" and ok["provenance"]["preset"] == "smoke"
+    assert "counting/seed-0" in summary.failed and "replay/seed-0:mean_w1" in summary.done
+
+
+def test_matched_set_and_provenance(plugins, tmp_path):
+    run(RunConfig(generators=["counting"], dataset="blobs", out=tmp_path, metrics=["mean_w1"], progress=False))
+    generated = RadioImages.load(tmp_path / "counting" / "seed-0" / "samples.npz")
+    assert len(generated) == 20 and generated.class_counts() == {"narrow": 10, "wide": 10}
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    prov = manifest["provenance"]
+    assert prov["versions"]["torch"] and "commit" in prov["git"] and prov["dataset_fingerprint"]
+    assert manifest["dataset"]["class_counts_reference"] == {"narrow": 10, "wide": 10}
+
+
+def test_run_directory_of_another_dataset_is_refused(plugins, tmp_path):
+    run(RunConfig(generators=[], dataset="blobs", out=tmp_path, metrics=["mean_w1"], progress=False))
+    with pytest.raises(InputError, match="choose another --out"):
+        run(RunConfig(generators=[], dataset="blobs", out=tmp_path, preset="cpu", metrics=["mean_w1"],
+                      progress=False))
+
+
+def test_samples_do_not_depend_on_batch_size(plugins):
+    gen = Counting()
+    gen.fit(Blobs().load("train"), seed=0)
+    cond = Conditions(n=7, labels=np.array([0, 1, 0, 1, 1, 0, 1]))
+    a = gen.sample(cond, seed=3, batch_size=2).images
+    b = gen.sample(cond, seed=3, batch_size=7).images
+    assert np.array_equal(a, b)
+    with pytest.raises(InputError, match="cannot be conditioned on \\['flux'\\]"):
+        gen.sample(Conditions(n=2, peak_flux=np.ones(2)), seed=0)
