@@ -27,7 +27,7 @@ from .types import InputError
 __all__ = ["Cell", "Table", "collect", "render", "FORMATS"]
 
 FORMATS = ("md", "csv", "tex", "html")
-REFERENCE_LABEL = "real (train vs test)"
+REFERENCE_LABEL = "real ({} vs {})"
 
 
 @dataclass
@@ -93,8 +93,10 @@ def collect(run_dirs: Iterable[str | Path]) -> list[Table]:
             raise InputError(f"{run} is not a radiobench run directory (no manifest.json)")
         manifest = read_json(mpath)
         key = (manifest["dataset"]["name"], manifest["identity"]["preset"], manifest["dataset"]["fingerprint"])
+        ref_label = REFERENCE_LABEL.format(manifest.get("reference_row", {}).get("source", "train"),
+                                           manifest["dataset"]["reference_split"])
         g = groups.setdefault(key, {"records": defaultdict(list), "costs": defaultdict(list), "runs": [],
-                                    "n_reference": manifest["dataset"]["n_reference"]})
+                                    "n_reference": manifest["dataset"]["n_reference"], "ref_label": ref_label})
         g["runs"].append(str(run))
         for row_dir in sorted(p for p in run.iterdir() if p.is_dir()):
             for seed_dir in sorted(row_dir.glob("seed-*")):
@@ -126,7 +128,7 @@ def _build_table(key: tuple[str, str, str], g: dict[str, Any]) -> Table:
     directions: dict[str, str] = {}
     rows: list[Row] = []
     for name, records in g["records"].items():
-        row = Row(name=REFERENCE_LABEL if name == REFERENCE_ROW else name, reference=_is_reference_generator(name))
+        row = Row(name=g["ref_label"] if name == REFERENCE_ROW else name, reference=_is_reference_generator(name))
         by_metric: dict[str, list[tuple[int, dict]]] = defaultdict(list)
         for seed, rec in records:
             row.seeds.add(seed)
@@ -147,7 +149,7 @@ def _build_table(key: tuple[str, str, str], g: dict[str, Any]) -> Table:
                 "sample_s_per_img": float(np.mean([c.get("sample_seconds_per_image") or math.nan for c in costs])),
             }
         rows.append(row)
-    rows.sort(key=lambda r: (r.name != REFERENCE_LABEL, r.reference is False, r.name))
+    rows.sort(key=lambda r: (r.name != g["ref_label"], r.reference is False, r.name))
     table = Table(dataset, preset, fp, g["n_reference"], sorted(metrics), directions, rows, g["runs"])
     _mark(table)
     return table

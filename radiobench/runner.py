@@ -5,7 +5,7 @@ directory. Interrupt and re-run: finished work is reused; failures are recorded 
 Run directory::
 
     manifest.json                         config, preset, seeds, versions, git commit, dataset fingerprint
-    reference/seed-S/metrics/M.json       real-vs-real row (class-matched train draw vs reference split)
+    reference/seed-S/metrics/M.json       real-vs-real row (validation split, or a train draw, vs reference split)
     G/seed-S/train/                       resumable training state and losses.csv
     G/seed-S/checkpoint/                  weights.safetensors + config.json + fit.json (cost)
     G/seed-S/samples.npz                  the generated set (with its conditions)
@@ -90,6 +90,9 @@ def run(config: RunConfig) -> RunSummary:
     manifest = _open_manifest(out, config, dataset, fingerprint, train, reference)
     device = config.device or default_device()
 
+    real, real_source = _reference_set(dataset, train, reference)
+    manifest["reference_row"] = {"source": real_source, "n": len(real), "class_counts": real.class_counts()}
+    write_json(out / "manifest.json", manifest)
     for seed in config.seeds:
         context = MetricContext(
             dataset=config.dataset,
@@ -101,10 +104,9 @@ def run(config: RunConfig) -> RunSummary:
             cache_dir=default_cache_dir(),
         )
         provenance = {**manifest["provenance"], "seed": seed}
-        if config.reference:
-            real = _reference_draw(train, reference, seed)
+        if config.reference and seed == min(config.seeds):  # one fixed real set: evaluated once
             _evaluate(out / REFERENCE_ROW / f"seed-{seed}", real, reference, None, metric_classes, context,
-                      provenance, summary, label=f"{REFERENCE_ROW}/seed-{seed}")
+                      {**provenance, "reference_source": real_source}, summary, label=f"{REFERENCE_ROW}/seed-{seed}")
         for name, cls in gen_classes.items():
             gdir = out / name / f"seed-{seed}"
             label = f"{name}/seed-{seed}"
@@ -196,18 +198,28 @@ def _evaluate(rowdir: Path, generated, reference, supports, metric_classes, cont
         write_json(path, record)
 
 
-def _reference_draw(train: RadioImages, reference: RadioImages, seed: int) -> RadioImages:
-    """Real images standing in for a perfect generator: training images with the reference's class counts."""
-    rng = np.random.default_rng([seed, 2])
-    if train.labels is None or reference.labels is None:
-        idx = rng.choice(len(train), size=len(reference), replace=len(train) < len(reference))
+def _reference_set(dataset: Dataset, train: RadioImages, reference: RadioImages) -> tuple[RadioImages, str]:
+    """Real images standing in for a perfect generator, with the reference split's class counts.
+
+    The validation split when the dataset has one (held out from generator and evaluator training,
+    so learned metrics are not flattered), else a draw from the training split."""
+    source, pool = dataset.train_split, train
+    if "valid" in dataset.splits and "valid" not in (dataset.train_split, dataset.reference_split):
+        valid = dataset.load("valid")
+        if len(valid):
+            source, pool = "valid", valid
+    if pool.class_counts() == reference.class_counts() and source != dataset.train_split:
+        return pool, source
+    rng = np.random.default_rng(0)
+    if pool.labels is None or reference.labels is None:
+        idx = rng.choice(len(pool), size=len(reference), replace=len(pool) < len(reference))
     else:
         idx = np.concatenate([
-            rng.choice(pool := np.flatnonzero(train.labels == c), size=k, replace=len(pool) < k)
+            rng.choice(members := np.flatnonzero(pool.labels == c), size=k, replace=len(members) < k)
             for c, k in enumerate(np.bincount(reference.labels, minlength=len(reference.class_names)))
             if k
         ])
-    return train.subset(idx)
+    return pool.subset(idx), source
 
 
 def _open_manifest(out: Path, config: RunConfig, dataset, fingerprint, train, reference) -> dict[str, Any]:

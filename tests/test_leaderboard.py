@@ -28,7 +28,7 @@ def first_run(tmp_path_factory):
 def test_replay_matches_reference_and_floor_is_worse(first_run):
     (table,) = collect([first_run])
     rows = {r.name: r for r in table.rows}
-    ref, replay, floor = rows["real (train vs test)"], rows["replay"], rows["pixel_floor"]
+    ref, replay, floor = rows["real (valid vs test)"], rows["replay"], rows["pixel_floor"]
     assert ref.reference and replay.reference and floor.reference
     for m in DISTANCES:
         c = replay.cells[m]
@@ -41,9 +41,9 @@ def test_replay_matches_reference_and_floor_is_worse(first_run):
 def test_formats(first_run, capsys):
     tables = collect([first_run])
     md = render(tables, "md")
-    assert "| *real (train vs test)* |" in md and "mean_w1 ↓" in md and "preset smoke" in md
+    assert "| *real (valid vs test)* |" in md and "mean_w1 ↓" in md and "preset smoke" in md
     rows = list(csv.DictReader(io.StringIO(render(tables, "csv"))))
-    assert {r["generator"] for r in rows} == {"real (train vs test)", "replay", "pixel_floor"}
+    assert {r["generator"] for r in rows} == {"real (valid vs test)", "replay", "pixel_floor"}
     assert all(r["preset"] == "smoke" for r in rows)
     tex = render(tables, "tex")
     assert r"\begin{tabular}" in tex and r"$\downarrow$" in tex and "pixel\\_w1" in tex
