@@ -28,7 +28,10 @@ def _plt():
 
 def sample_grid(images: np.ndarray, path: Path, title: str, labels=None, class_names=None, n: int = 32) -> None:
     plt = _plt()
-    n = min(n, len(images))
+    pick = np.unique(np.linspace(0, len(images) - 1, min(n, len(images))).round().astype(int))  # spread over classes
+    images = images[pick]
+    labels = None if labels is None else labels[pick]
+    n = len(images)
     cols = 8
     rows = max(1, int(np.ceil(n / cols)))
     fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.2, rows * 1.3 + 0.4), squeeze=False)

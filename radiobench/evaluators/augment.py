@@ -12,7 +12,10 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-__all__ = ["Augment", "random_flip_rot90", "random_affine", "gaussian_blur", "add_noise", "uniform"]
+__all__ = [
+    "Augment", "random_flip_rot90", "random_affine", "gaussian_blur", "add_noise", "uniform",
+    "degrade_blur", "degrade_noise", "blank_edges",
+]
 
 
 def uniform(n: int, lo: float, hi: float, g: torch.Generator, device) -> torch.Tensor:
@@ -96,3 +99,36 @@ class Augment:
             on = (torch.rand(n, generator=g) < self.p_noise).to(dev)
             img = add_noise(img, uniform(n, *self.noise_std, g, dev) * on, g)
         return torch.cat([img, rest], 1) if rest.shape[1] else img
+
+
+# -- degradations of whole image sets (paper 003 Fig. 1 sensitivity tests); numpy in [0, 1] -> [0, 1] --
+def degrade_blur(images, sigma: float):
+    """Gaussian blur of standard deviation ``sigma`` pixels (kernel 2*ceil(3 sigma)+1), renormalised to peak 1
+    as the datasets scale images (a blurred image keeps its [0, 1] scaling)."""
+    import numpy as np
+
+    if sigma <= 0:
+        return images.copy()
+    size = 2 * int(math.ceil(3 * sigma)) + 1
+    x = torch.from_numpy(np.ascontiguousarray(images, np.float32))
+    out = gaussian_blur(x, torch.full((len(x),), float(sigma)), size=min(size, 2 * (min(x.shape[-2:]) // 2) - 1)).numpy()
+    peak = out.reshape(len(out), -1).max(1)[:, None, None, None]
+    return np.clip(np.where(peak > 0, out / np.maximum(peak, 1e-12), out), 0, 1).astype(np.float32)
+
+
+def degrade_noise(images, std: float, rng):
+    """Add N(0, std^2) per pixel and clip to [0, 1]."""
+    import numpy as np
+
+    return np.clip(images + rng.normal(0, std, images.shape), 0, 1).astype(np.float32)
+
+
+def blank_edges(images, width: int):
+    """Set an edge strip ``width`` pixels wide to 0 (paper 003's cropping experiment)."""
+    out = images.copy()
+    if width > 0:
+        out[..., :width, :] = 0
+        out[..., -width:, :] = 0
+        out[..., :, :width] = 0
+        out[..., :, -width:] = 0
+    return out
