@@ -119,6 +119,14 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_publish(args: argparse.Namespace) -> int:
+    from .leaderboard import publish
+
+    copied = publish(args.run, args.to)
+    print(f"copied {len(copied)} result files to {args.to}")
+    return 0
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from .report import write_report
 
@@ -167,6 +175,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--format", default="md", choices=["md", "csv", "tex", "html"])
     s.add_argument("--output", "-o", help="write to a file instead of stdout")
     s.set_defaults(func=cmd_leaderboard)
+
+    s = sub.add_parser("publish", help="copy a run's result files (no weights or images) for the leaderboard/ folder")
+    s.add_argument("run")
+    s.add_argument("--to", required=True, help="destination, e.g. leaderboard/runs/first-cpu")
+    s.set_defaults(func=cmd_publish)
 
     s = sub.add_parser("report", help="plots (histograms, sample grids, loss curves) and an HTML page for a run")
     s.add_argument("run")

@@ -71,7 +71,9 @@ def read_sha256sums(path: str | os.PathLike) -> dict[str, str]:
     return out
 
 
-def check_zip_members(zf: zipfile.ZipFile, members: Sequence[zipfile.ZipInfo] | None = None) -> list[zipfile.ZipInfo]:
+def check_zip_members(
+    zf: zipfile.ZipFile, members: Sequence[zipfile.ZipInfo] | None = None
+) -> list[zipfile.ZipInfo]:
     """Refuse members that would escape the extraction folder, links and special files, and zip bombs."""
     infos = list(members if members is not None else zf.infolist())
     total = 0
@@ -83,7 +85,7 @@ def check_zip_members(zf: zipfile.ZipFile, members: Sequence[zipfile.ZipInfo] | 
             raise InputError(f"{zf.filename}: refusing member {name!r}: absolute path")
         if ".." in p.parts:
             raise InputError(f"{zf.filename}: refusing member {name!r}: path escapes the target folder")
-        if stat.S_ISLNK(mode) or (mode and not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))):
+        if stat.S_IFMT(mode) not in (0, stat.S_IFREG, stat.S_IFDIR):  # symlinks, devices, fifos
             raise InputError(f"{zf.filename}: refusing member {name!r}: links and special files are not allowed")
         total += info.file_size
     if total > MAX_UNPACKED_BYTES:

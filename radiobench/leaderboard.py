@@ -24,7 +24,7 @@ from .stats import seed_interval
 from .store import read_json
 from .types import InputError
 
-__all__ = ["Cell", "Table", "collect", "render", "FORMATS"]
+__all__ = ["Cell", "Table", "collect", "render", "publish", "FORMATS"]
 
 FORMATS = ("md", "csv", "tex", "html")
 REFERENCE_LABEL = "real ({} vs {})"
@@ -314,3 +314,25 @@ def _html(tables: list[Table]) -> str:
             out.write(f"<p>{html.escape(n)}</p>\n")
     out.write("</body></html>\n")
     return out.getvalue()
+
+
+PUBLISHED = ("manifest.json", "*/seed-*/metrics/*.json", "*/seed-*/checkpoint/fit.json",
+             "*/seed-*/checkpoint/config.json", "*/seed-*/train/losses.csv", "*/seed-*/error.json")
+
+
+def publish(run: str | Path, dest: str | Path) -> list[Path]:
+    """Copy the result files of a run (everything the tables are built from, no weights or images)
+    into ``dest``, e.g. leaderboard/runs/first-cpu, so published tables can be rebuilt from the repo."""
+    import shutil
+
+    run, dest = Path(run), Path(dest)
+    if not (run / "manifest.json").exists():
+        raise InputError(f"{run} is not a radiobench run directory (no manifest.json)")
+    copied = []
+    for pattern in PUBLISHED:
+        for src in sorted(run.glob(pattern)):
+            target = dest / src.relative_to(run)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, target)
+            copied.append(target)
+    return copied

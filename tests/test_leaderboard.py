@@ -79,3 +79,9 @@ def test_cli_errors_are_clear(capsys):
     assert main(["run", "--generators", "replay", "--dataset", "first", "--preset", "gpu"]) == 2
     assert "unknown preset 'gpu'" in capsys.readouterr().err
     assert main(["leaderboard", "/nonexistent"]) == 2
+
+
+def test_published_results_rebuild_the_same_table(first_run, tmp_path):
+    assert main(["publish", str(first_run), "--to", str(tmp_path / "pub")]) == 0
+    assert not list((tmp_path / "pub").rglob("*.npz")) and not list((tmp_path / "pub").rglob("*.safetensors"))
+    assert render(collect([tmp_path / "pub"]), "csv") == render(collect([first_run]), "csv")
