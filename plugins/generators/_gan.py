@@ -1,0 +1,297 @@
+"""Shared machinery of the torch generators (CVAE, DCGAN, PG-GAN).
+
+``TorchGenerator`` turns a few hooks (build networks, one training step, decode a batch) into a full
+radiobench Generator: preset → options (overridable by constructor keyword arguments), a resumable
+``TrainingRun`` (device placement through accelerate, bf16 autocast, checkpoints, losses.csv,
+wall-clock budget), per-image-seeded sampling in eval mode, and save/load (safetensors + JSON).
+
+Also here: the output grid of the convolutional generators (``grid_for``) and the equalised-learning-rate
+layers, pixel norm and minibatch standard deviation of Karras et al. (2017).
+"""
+from __future__ import annotations
+
+import math
+from abc import abstractmethod
+from pathlib import Path
+from typing import Any, ClassVar, Mapping, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from radiobench.checkpoint import load_config, load_weights, save_config, save_weights
+from radiobench.interfaces import Generator
+from radiobench.presets import get_preset
+from radiobench.seeding import PerImageRandom, seed_everything
+from radiobench.training import TrainingRun, batch_indices
+from radiobench.types import Conditions, GeneratorCost, InputError, RadioImages
+
+__all__ = [
+    "TorchGenerator",
+    "resolve_options",
+    "grid_for",
+    "one_hot",
+    "EqLinear",
+    "EqConv2d",
+    "pixel_norm",
+    "MinibatchStd",
+]
+
+# options every TorchGenerator understands (each plugin's presets give them values)
+COMMON_OPTIONS = (
+    "steps", "epochs", "batch_size", "lr", "max_minutes", "checkpoint_every", "mixed_precision", "conditional",
+    "progress",
+)
+
+
+def resolve_options(
+    name: str, presets: Mapping[str, Mapping[str, Any]], preset: str, options: Mapping[str, Any]
+) -> dict[str, Any]:
+    """The preset's options updated by the caller's; unknown names are an InputError."""
+    base = dict(presets[preset])
+    unknown = set(options) - set(base)
+    if unknown:
+        raise InputError(f"generator {name!r} has no option(s) {sorted(unknown)}; it knows {sorted(base)}")
+    base.update(options)
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in base.items()}  # as JSON stores them
+
+
+def grid_for(size: int) -> tuple[int, int, int]:
+    """(base, n_up, out): the generator grows base → base·2^n_up = out by doublings.
+
+    40 → (5, 3, 40) (5→10→20→40), 80 → (5, 4, 80), 64 → (4, 4, 64). A side with no such factorisation
+    (base in 3..8) is generated at the next 4·2^n ≥ size and resized to size (area interpolation)."""
+    for n in range(int(math.log2(max(size, 1))), -1, -1):
+        if size % 2**n == 0 and 3 <= size // 2**n <= 8:
+            return size // 2**n, n, size
+    n = max(0, math.ceil(math.log2(size / 4)))
+    return 4, n, 4 * 2**n
+
+
+def one_hot(y: torch.Tensor | None, n_classes: int) -> torch.Tensor | None:
+    return None if y is None or n_classes == 0 else F.one_hot(y, n_classes).float()
+
+
+class TorchGenerator(Generator):
+    """A generator trained with minibatch steps on the training images (see module docstring).
+
+    Subclasses set ``PRESETS`` (option name → value for each of smoke/cpu/paper) and implement
+    ``build``, ``make_optimizers``, ``train_step``, ``generate``; optionally ``after_training``,
+    ``data_range`` and ``total_steps``.
+    """
+
+    PRESETS: ClassVar[dict[str, dict[str, Any]]] = {}
+    supports = frozenset({"class"})
+    data_range: ClassVar[tuple[float, float]] = (0.0, 1.0)  # training pixels: [0,1] or [-1,1]
+
+    def __init__(self, preset: str = "smoke", device: str | None = None, **options: Any):
+        super().__init__(preset, device, **options)
+        self.opt = resolve_options(self.name, self.PRESETS, self.preset.name, options)
+        self.nets: dict[str, nn.Module] = {}
+        self.losses: list[dict[str, Any]] = []
+
+    # -- hooks ------------------------------------------------------------------------------------
+    @abstractmethod
+    def build(self) -> None:
+        """Create ``self.nets`` from ``self.opt`` and ``self.train_info`` (image_size, n_classes)."""
+
+    @abstractmethod
+    def make_optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        """Optimisers over ``self.nets`` (already on the training device)."""
+
+    @abstractmethod
+    def train_step(self, step: int, x: torch.Tensor, y: torch.Tensor | None, run: TrainingRun) -> dict[str, float]:
+        """One optimisation step on a minibatch; returns the losses to log."""
+
+    @abstractmethod
+    def generate(self, rng: PerImageRandom, y: torch.Tensor | None) -> torch.Tensor:
+        """Images (B, 1, S, S) in [0, 1] from the sampling networks (already in eval mode)."""
+
+    def sampling_modules(self) -> dict[str, nn.Module]:
+        """What ``save`` writes and sampling needs."""
+        return {"G": self.nets["G"]}
+
+    def extra_state(self) -> dict[str, Any]:
+        """Further objects with state_dict() to checkpoint (EMA)."""
+        return {}
+
+    def after_training(self, seed: int) -> None:
+        pass
+
+    def total_steps(self, n_train: int) -> int:
+        if self.opt.get("epochs"):
+            return int(math.ceil(self.opt["epochs"] * n_train / self.opt["batch_size"]))
+        return int(self.opt["steps"])
+
+    # -- Generator API ----------------------------------------------------------------------------
+    def config(self) -> dict[str, Any]:
+        return {"name": self.name, "preset": self.preset.name, **self.opt}
+
+    @property
+    def conditional(self) -> bool:
+        return bool(self.train_info.get("n_classes"))
+
+    def fit(self, train: RadioImages, *, seed: int, workdir: Path | None = None) -> None:
+        if len(train.images) == 0:
+            raise InputError(f"{self.name}: the training set is empty")
+        h, w = train.images.shape[-2:]
+        if h != w:
+            raise InputError(f"{self.name} needs square images; got {h}×{w}")
+        self.remember_training_set(train)
+        conditional = bool(self.opt["conditional"]) and train.labels is not None
+        n_classes = len(train.class_names) if conditional else 0
+        prior = np.bincount(train.labels, minlength=n_classes) / len(train.labels) if conditional else []
+        self.train_info.update(image_size=int(h), n_classes=n_classes, class_prior=[float(p) for p in prior])
+        self._set_supports()
+        seed_everything(seed)
+        self.build()
+        steps = self.total_steps(len(train.images))
+        max_min = self.opt["max_minutes"]
+        run = TrainingRun(
+            workdir, steps=steps, seed=seed, mixed_precision=self.opt["mixed_precision"],
+            checkpoint_every=self.opt["checkpoint_every"], max_seconds=None if max_min is None else 60.0 * max_min,
+            desc=f"fit {self.name}", device=self.device, progress=bool(self.opt["progress"]),
+        )
+        names = list(self.nets)
+        for m in self.nets.values():
+            m.to(run.device).train()
+        self.opts = self.make_optimizers()
+        onames = list(self.opts)
+        prepared = run.prepare(*self.nets.values(), *self.opts.values())
+        prepared = prepared if isinstance(prepared, (tuple, list)) else (prepared,)
+        self.train_nets = dict(zip(names, prepared[: len(names)]))
+        self.opts = dict(zip(onames, prepared[len(names):]))
+        start = run.resume(**self.train_nets, **self.opts, **self.extra_state())
+        lo, hi = self.data_range
+        x_all = torch.from_numpy(self.train_images(train.images)).to(run.device) * (hi - lo) + lo
+        y_all = torch.from_numpy(train.labels).to(run.device) if conditional else None
+        bs = int(self.opt["batch_size"])
+        self.run = run
+        for step in run:
+            idx = torch.from_numpy(batch_indices(len(x_all), bs, seed, step)).to(run.device)
+            logs = self.train_step(step, x_all[idx], None if y_all is None else y_all[idx], run)
+            run.log(step, **logs)
+            run.maybe_checkpoint(step, **self.train_nets, **self.opts, **self.extra_state())
+        self.nets = {k: run.unwrap(m) for k, m in self.train_nets.items()}
+        done = getattr(run, "steps_done", start)
+        self.train_info.update(start_step=start, steps_done=done, total_steps=steps, stopped_early=run.stopped_early)
+        self.after_training(seed)
+        self.losses = run.history()
+        self._cost.train_seconds = run.elapsed
+        self._cost.train_steps = done
+        self._cost.nfe_per_sample = 1
+        self._cost.device = str(run.device)
+        self.device = str(run.device)
+
+    def train_images(self, images: np.ndarray) -> np.ndarray:
+        """Training pixels in [0, 1] at the network's grid (resized when the side has no base·2^n form)."""
+        out = grid_for(images.shape[-1])[2] if self.data_range[0] < 0 else images.shape[-1]
+        if out == images.shape[-1]:
+            return images
+        t = F.interpolate(torch.from_numpy(images), size=(out, out), mode="bilinear", antialias=True)
+        return t.clamp(0, 1).numpy()
+
+    def _set_supports(self) -> None:
+        # an unconditional model (no labels, or conditional=False) cannot honour class conditions
+        self.supports = type(self).supports if self.conditional else frozenset()
+
+    def _labels(self, conditions: Conditions, rng: PerImageRandom, device: torch.device) -> torch.Tensor | None:
+        """Requested classes, or for a conditional model asked for none, one per image drawn from the
+        training class frequencies with that image's own generator."""
+        if not self.conditional:
+            return None
+        if conditions.labels is not None:
+            return torch.as_tensor(conditions.labels, dtype=torch.long, device=device)
+        cdf = torch.tensor(np.cumsum(self.train_info["class_prior"]), dtype=torch.float32, device=device)
+        u = rng.rand(()).reshape(-1)
+        return torch.searchsorted(cdf, u, right=True).clamp(max=len(cdf) - 1)
+
+    @torch.no_grad()
+    def sample_batch(self, conditions: Conditions, seeds: Sequence[int]) -> np.ndarray:
+        if not self.nets:
+            raise RuntimeError(f"{self.name}: fit or load the generator before sampling")
+        device = torch.device(self.device)
+        mods = self.sampling_modules()
+        for m in mods.values():
+            m.to(device).eval()
+        rng = PerImageRandom(seeds, device)
+        y = self._labels(conditions, rng, device)
+        x = self.generate(rng, y).float()
+        size = int(self.train_info["image_size"])
+        if x.shape[-1] != size:
+            x = F.interpolate(x, size=(size, size), mode="area")
+        return x.clamp(0, 1).cpu().numpy()
+
+    def save(self, directory: Path) -> None:
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        save_config(directory, {"generator": self.name, "preset": self.preset.name, "options": self.opt,
+                                "train_info": self.train_info, "cost": self._cost.to_dict()})
+        save_weights(directory, self.sampling_modules())
+
+    def load(self, directory: Path) -> None:
+        cfg = load_config(Path(directory))
+        if cfg.get("generator") != self.name:
+            raise InputError(f"{directory} holds a {cfg.get('generator')!r} generator, not {self.name!r}")
+        self.preset = get_preset(cfg.get("preset", self.preset.name))
+        self.opt = dict(cfg["options"])
+        self.train_info = dict(cfg["train_info"])
+        cost = dict(cfg.get("cost", {}), device=str(self.device))
+        self._cost = GeneratorCost(**{k: v for k, v in cost.items() if k in GeneratorCost.__dataclass_fields__})
+        self._set_supports()
+        self.build()
+        load_weights(Path(directory), self.sampling_modules())
+        for m in self.nets.values():
+            m.to(self.device).eval()
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for m in self.sampling_modules().values() for p in m.parameters()) if self.nets else 0
+
+
+# -- Karras et al. (2017) building blocks ---------------------------------------------------------
+class EqLinear(nn.Module):
+    """Linear layer with equalised learning rate: w ~ N(0, 1) scaled at run time by gain/√fan_in (Sect. 4.1)."""
+
+    def __init__(self, cin: int, cout: int, gain: float = math.sqrt(2)):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(cout, cin))
+        self.bias = nn.Parameter(torch.zeros(cout))
+        self.scale = gain / math.sqrt(cin)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.linear(x, self.weight * self.scale, self.bias)
+
+
+class EqConv2d(nn.Module):
+    """k×k convolution (same padding) with equalised learning rate."""
+
+    def __init__(self, cin: int, cout: int, k: int, gain: float = math.sqrt(2)):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(cout, cin, k, k))
+        self.bias = nn.Parameter(torch.zeros(cout))
+        self.scale = gain / math.sqrt(cin * k * k)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(x, self.weight * self.scale, self.bias, padding=self.weight.shape[-1] // 2)
+
+
+def pixel_norm(x: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    """b = a / sqrt(mean_c a² + ε) over the feature axis (Karras et al. Eq. in Sect. 4.2)."""
+    return x * torch.rsqrt(x.pow(2).mean(dim=1, keepdim=True) + eps)
+
+
+class MinibatchStd(nn.Module):
+    """Append one feature map: the std of each feature over groups of ``group`` images, averaged (Sect. 3)."""
+
+    def __init__(self, group: int = 4):
+        super().__init__()
+        self.group = group
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, c, h, w = x.shape
+        g = math.gcd(b, self.group)
+        y = x.float().view(g, -1, c, h, w)
+        std = (y.var(dim=0, unbiased=False) + 1e-8).sqrt().mean(dim=(1, 2, 3))  # (b/g,)
+        s = std.repeat(g).view(b, 1, 1, 1).expand(b, 1, h, w).to(x.dtype)
+        return torch.cat([x, s], dim=1)

@@ -1,0 +1,256 @@
+"""Progressive growing of GANs (Karras et al. 2017), the PG-GAN baseline of paper 001 Table 3.
+
+Resolutions double from a base b (b·2^L = image side; 40 = 5·2³: 5 → 10 → 20 → 40). Training runs
+2L + 1 equal phases: stabilise at b, then for each new resolution a fade-in, in which the new block's
+output is blended with the upsampled (G) / downsampled (D) path of the previous one, x = (1 − α)·old + α·new
+with α rising linearly 0 → 1 (real images are blended the same way), and a stabilisation at α = 1.
+Progress is step/steps, or the used share of ``max_minutes`` when larger, so a wall-clock-limited run
+still reaches the full resolution.
+Equalised learning rate (weights N(0, 1) scaled at run time by the He constant), pixel normalisation
+after every generator convolution, minibatch standard deviation before the discriminator's last block,
+leaky ReLU 0.2, linear generator output (clipped to [−1, 1] when sampling, so backgrounds can be exactly 0).
+Loss: WGAN-GP as in the paper,
+
+    L_D = D(G(z)) − D(x) + λ (‖∇_x̂ D(x̂)‖₂ − 1)² + ε_drift D(x)²,   x̂ = u·x + (1 − u)·G(z), u ~ U(0, 1),
+    L_G = −D(G(z)),   λ = 10, ε_drift = 0.001, one critic step per generator step,
+
+Adam (lr 1e-3, β = (0, 0.99), ε = 1e-8); samples come from an exponential moving average of the generator.
+The conditional variant (default when the data has labels) concatenates onehot(y) to the normalised latent
+and adds a projection term ⟨embed(y), φ(x)⟩ to the critic (the paper's CIFAR-10 runs used an auxiliary
+classifier instead).
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from radiobench.seeding import PerImageRandom
+from radiobench.training import EMA, TrainingRun
+
+from ._gan import EqConv2d, EqLinear, MinibatchStd, TorchGenerator, grid_for, one_hot, pixel_norm
+
+__all__ = ["PGGAN", "PGGenerator", "PGDiscriminator", "schedule", "training_progress"]
+
+
+def lrelu(x: torch.Tensor) -> torch.Tensor:
+    return F.leaky_relu(x, 0.2)
+
+
+def schedule(progress: float, levels: int) -> tuple[int, float]:
+    """(level, α) at training ``progress`` ∈ [0, 1] split into 2·levels + 1 equal phases:
+    phase 0 stabilises level 0; phase 2l − 1 fades level l in (α: 0 → 1); phase 2l stabilises it."""
+    pos = max(0.0, progress) * (2 * levels + 1)
+    k = min(int(pos), 2 * levels)
+    if k % 2 == 1:
+        return (k + 1) // 2, min(1.0, pos - k)
+    return k // 2, 1.0
+
+
+def training_progress(step: int, run: TrainingRun) -> float:
+    """step / steps, or the used share of the wall-clock budget when that is larger: a run that
+    max_minutes will cut short still grows to full resolution (so it depends on the machine's speed)."""
+    frac = step / max(1, run.total_steps)
+    if run.max_seconds:
+        frac = max(frac, run.elapsed / run.max_seconds)
+    return min(1.0, frac)
+
+
+class PGGenerator(nn.Module):
+    def __init__(self, nz: int, n_classes: int, base: int, levels: int, nf: Callable[[int], int]):
+        super().__init__()
+        self.nz, self.n_classes, self.base, self.levels = nz, n_classes, base, levels
+        c0 = nf(0)
+        self.dense = EqLinear(nz + n_classes, c0 * base * base, gain=math.sqrt(2) / base)
+        self.conv0 = EqConv2d(c0, c0, 3)
+        self.blocks = nn.ModuleList(
+            nn.ModuleList([EqConv2d(nf(l - 1), nf(l), 3), EqConv2d(nf(l), nf(l), 3)]) for l in range(1, levels + 1)
+        )
+        self.to_rgb = nn.ModuleList(EqConv2d(nf(l), 1, 1, gain=1.0) for l in range(levels + 1))
+
+    def forward(self, z: torch.Tensor, y1h: torch.Tensor | None, level: int, alpha: float) -> torch.Tensor:
+        """Image at resolution base·2^level in [−1, 1] (linear output; not clipped here)."""
+        h = pixel_norm(z)
+        if y1h is not None:
+            h = torch.cat([h, y1h.to(h.dtype)], 1)
+        h = pixel_norm(lrelu(self.dense(h).view(len(z), -1, self.base, self.base)))
+        h = pixel_norm(lrelu(self.conv0(h)))
+        prev = h
+        for conv_a, conv_b in self.blocks[:level]:
+            prev = h
+            h = F.interpolate(h, scale_factor=2, mode="nearest")
+            h = pixel_norm(lrelu(conv_b(pixel_norm(lrelu(conv_a(h))))))
+        out = self.to_rgb[level](h)
+        if level > 0 and alpha < 1:  # fade-in: (1 − α)·upsample(old toRGB) + α·new toRGB
+            old = F.interpolate(self.to_rgb[level - 1](prev), scale_factor=2, mode="nearest")
+            out = torch.lerp(old, out, alpha)
+        return out
+
+
+class PGDiscriminator(nn.Module):
+    def __init__(self, n_classes: int, base: int, levels: int, nf: Callable[[int], int], group: int):
+        super().__init__()
+        self.from_rgb = nn.ModuleList(EqConv2d(1, nf(l), 1) for l in range(levels + 1))
+        self.blocks = nn.ModuleList(
+            nn.ModuleList([EqConv2d(nf(l), nf(l), 3), EqConv2d(nf(l), nf(l - 1), 3)]) for l in range(1, levels + 1)
+        )
+        c0 = nf(0)
+        self.mbstd = MinibatchStd(group)
+        self.conv = EqConv2d(c0 + 1, c0, 3)
+        self.dense = EqLinear(c0 * base * base, c0)
+        self.out = EqLinear(c0, 1, gain=1.0)
+        self.embed = nn.Embedding(n_classes, c0) if n_classes else None
+
+    def _block(self, l: int, h: torch.Tensor) -> torch.Tensor:
+        conv_a, conv_b = self.blocks[l - 1]
+        return F.avg_pool2d(lrelu(conv_b(lrelu(conv_a(h)))), 2)
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None, level: int, alpha: float) -> torch.Tensor:
+        """Critic value D(x, y) for images at resolution base·2^level."""
+        h = lrelu(self.from_rgb[level](x))
+        if level > 0:
+            h = self._block(level, h)
+            if alpha < 1:  # fade-in: (1 − α)·fromRGB(downsample x) + α·new block
+                h = torch.lerp(lrelu(self.from_rgb[level - 1](F.avg_pool2d(x, 2))), h, alpha)
+            for l in range(level - 1, 0, -1):
+                h = self._block(l, h)
+        h = lrelu(self.conv(self.mbstd(h)))
+        f = lrelu(self.dense(h.flatten(1)))
+        out = self.out(f).squeeze(1)
+        if self.embed is not None and y is not None:
+            out = out + (self.embed(y).to(f.dtype) * f).sum(1)
+        return out
+
+
+def real_at(x: torch.Tensor, level: int, levels: int, alpha: float) -> torch.Tensor:
+    """Real images at the current resolution, blended during fade-in like the generator's output."""
+    x = F.avg_pool2d(x, 2 ** (levels - level)) if level < levels else x
+    if level > 0 and alpha < 1:
+        x = torch.lerp(F.interpolate(F.avg_pool2d(x, 2), scale_factor=2, mode="nearest"), x, alpha)
+    return x
+
+
+_COMMON = dict(
+    nz=512, fmap_base=8192, fmap_max=512, lr=1e-3, beta1=0.0, beta2=0.99, gp_weight=10.0, drift=1e-3,
+    mbstd_group=4, ema_decay=0.999, conditional=True, mixed_precision="no", progress=True, epochs=None,
+    phase_images=None,
+)
+
+
+class PGGAN(TorchGenerator):
+    """Progressive GAN. Options: nz (512), fmap_base / fmap_max (channels at level l: min(fmap_base/2^(l+1),
+    fmap_max)), lr, beta1, beta2, gp_weight λ, drift ε_drift, mbstd_group, ema_decay (0 = sample from the
+    raw generator), conditional, batch_size, steps (all phases together) or phase_images (images shown per
+    fade-in / stabilisation phase; sets steps), max_minutes, checkpoint_every, mixed_precision, progress.
+    A run stopped early by max_minutes samples at the level reached, upsampled to the image side."""
+
+    name = "pggan"
+    description = ("progressive growing GAN (Karras et al. 2017): fade-in, minibatch std, equalised lr, pixel norm, "
+                   "WGAN-GP")
+    supports = frozenset({"class"})
+    data_range = (-1.0, 1.0)
+
+    PRESETS = {
+        "smoke": {**_COMMON, "nz": 16, "fmap_base": 64, "fmap_max": 8, "batch_size": 8, "steps": 14,
+                  "ema_decay": 0.9, "max_minutes": None, "checkpoint_every": 1000},
+        # channels 64, 64, 32, 16 at 5, 10, 20, 40 px, batch 16 (as the paper): 0.05, 0.14, 0.25, 0.42 s of CPU
+        # per step at levels 0-3 on one thread → 7 phases of 500 steps ≈ 14 min; generator EMA half-life
+        # 34 steps (the paper's 0.999 at 16 images/step is ~1% of a phase; 0.999 would lag a 500-step phase)
+        "cpu": {**_COMMON, "nz": 128, "fmap_base": 256, "fmap_max": 64, "batch_size": 16, "steps": 3500,
+                "ema_decay": 0.98, "max_minutes": 20.0, "checkpoint_every": 250},
+        # Karras et al.: 800k images per phase, minibatch 16, 512 channels at ≤ 32², latent 512
+        "paper": {**_COMMON, "batch_size": 16, "steps": None, "phase_images": 800_000, "max_minutes": None,
+                  "checkpoint_every": 5000},
+    }
+
+    def _grid(self) -> tuple[int, int]:
+        base, levels, _ = grid_for(int(self.train_info["image_size"]))
+        return base, levels
+
+    def total_steps(self, n_train: int) -> int:
+        if self.opt.get("phase_images"):
+            levels = self._grid()[1]
+            return (2 * levels + 1) * math.ceil(self.opt["phase_images"] / self.opt["batch_size"])
+        return super().total_steps(n_train)
+
+    def build(self) -> None:
+        o, n_classes = self.opt, int(self.train_info["n_classes"])
+        base, levels = self._grid()
+        nf = lambda l: max(1, min(int(o["fmap_base"]) // 2 ** (l + 1), int(o["fmap_max"])))  # noqa: E731
+        self.nets = {
+            "G": PGGenerator(int(o["nz"]), n_classes, base, levels, nf),
+            "D": PGDiscriminator(n_classes, base, levels, nf, int(o["mbstd_group"])),
+        }
+        self.ema: EMA | None = None
+
+    def make_optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        o = self.opt
+        kw = dict(lr=float(o["lr"]), betas=(float(o["beta1"]), float(o["beta2"])), eps=1e-8)
+        if float(o["ema_decay"]) > 0:  # the generator is on its training device here
+            self.ema = EMA(self.nets["G"], float(o["ema_decay"]))
+        return {"opt_g": torch.optim.Adam(self.nets["G"].parameters(), **kw),
+                "opt_d": torch.optim.Adam(self.nets["D"].parameters(), **kw)}
+
+    def extra_state(self) -> dict[str, Any]:
+        return {"ema": self.ema} if self.ema is not None else {}
+
+    def sampling_modules(self) -> dict[str, nn.Module]:
+        return {"G": self.nets.get("G_ema", self.nets["G"])}
+
+    def train_step(self, step: int, x: torch.Tensor, y: torch.Tensor | None, run: TrainingRun) -> dict[str, float]:
+        G, D = self.train_nets["G"], self.train_nets["D"]
+        opt_g, opt_d = self.opts["opt_g"], self.opts["opt_d"]
+        n_classes, levels = int(self.train_info["n_classes"]), self._grid()[1]
+        if step == run.start_step:  # growth never goes back, also when a resumed run has a new budget
+            hist = run.history()
+            self._progress = float(hist[-1].get("progress", 0.0)) if hist else 0.0
+        self._progress = max(self._progress, training_progress(step, run))
+        level, alpha = schedule(self._progress, levels)
+        real = real_at(x, level, levels, alpha)
+        z = torch.randn(len(x), int(self.opt["nz"]), device=x.device)
+        y1h = one_hot(y, n_classes)
+        # critic: D(G(z)) − D(x) + λ (‖∇D(x̂)‖ − 1)² + ε_drift D(x)²
+        with run.autocast():
+            fake = G(z, y1h, level, alpha)
+            d_real, d_fake = D(real, y, level, alpha), D(fake.detach(), y, level, alpha)
+        u = torch.rand(len(x), 1, 1, 1, device=x.device)
+        x_hat = torch.lerp(fake.detach().float(), real.float(), u).requires_grad_(True)
+        (grad,) = torch.autograd.grad(D(x_hat, y, level, alpha).sum(), x_hat, create_graph=True)
+        gp = (grad.flatten(1).norm(dim=1) - 1).pow(2).mean()
+        wdist = d_real.float().mean() - d_fake.float().mean()
+        loss_d = -wdist + float(self.opt["gp_weight"]) * gp + float(self.opt["drift"]) * d_real.float().pow(2).mean()
+        opt_d.zero_grad(set_to_none=True)
+        run.backward(loss_d)
+        opt_d.step()
+        # generator: −D(G(z))
+        D.requires_grad_(False)
+        with run.autocast():
+            loss_g = -D(fake, y, level, alpha).float().mean()
+        opt_g.zero_grad(set_to_none=True)
+        run.backward(loss_g)
+        opt_g.step()
+        D.requires_grad_(True)
+        if self.ema is not None:
+            self.ema.update(run.unwrap(G))
+        return {"loss_d": loss_d.item(), "loss_g": loss_g.item(), "wdist": wdist.item(), "gp": gp.item(),
+                "level": float(level), "alpha": float(alpha), "progress": self._progress}
+
+    def after_training(self, seed: int) -> None:
+        last = self.run.history()[-1] if self.run.history() else {"level": 0.0, "alpha": 1.0}
+        self.train_info.update(level=int(last["level"]), alpha=float(last["alpha"]))
+        if self.ema is not None:
+            self.nets["G_ema"] = self.ema.module
+        for m in self.nets.values():
+            m.eval()
+
+    def generate(self, rng: PerImageRandom, y: torch.Tensor | None) -> torch.Tensor:
+        G: PGGenerator = self.sampling_modules()["G"]
+        z = rng.randn((G.nz,))
+        level, alpha = int(self.train_info["level"]), float(self.train_info["alpha"])
+        x = G(z, one_hot(y, G.n_classes), level, alpha)
+        if level < G.levels:  # stopped before the last phase: nearest-neighbour up to the full grid
+            x = F.interpolate(x, scale_factor=2 ** (G.levels - level), mode="nearest")
+        return (x.clamp(-1, 1) + 1) / 2

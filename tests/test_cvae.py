@@ -1,0 +1,149 @@
+"""CVAE (paper 003): shapes, ranges, ELBO on real FIRST images, class conditioning, save/load, seeds, resume."""
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pytest
+import torch
+
+from radiobench.types import Conditions, InputError, RadioImages, SurveyInfo
+from radiobench_plugins.generators.cvae import CVAE, CVAENet, negative_elbo
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """One intra-op thread: on a shared, loaded 2-core machine two spinning threads run several times slower."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def first64(tmp_path_factory) -> RadioImages:
+    """The first 64 FIRST train images at 40×40 (real data; skipped where it is not available)."""
+    from conftest import SHARED_DATA
+    from radiobench_plugins.datasets.first import FirstDataset
+
+    if not (SHARED_DATA / "first").exists():
+        pytest.skip("FIRST data not available")
+    d = FirstDataset(resolution=40, data_dir=SHARED_DATA / "first").load("train")
+    return RadioImages(images=d.images[:64], labels=d.labels[:64], class_names=d.class_names, survey=d.survey)
+
+
+def toy(n: int = 32, size: int = 16, labels: bool = True) -> RadioImages:
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 1, (n, 1, size, size)).astype(np.float32) ** 8
+    return RadioImages(images=x, survey=SurveyInfo("toy"), labels=np.arange(n) % 2 if labels else None,
+                       class_names=("a", "b") if labels else None)
+
+
+def test_architecture_follows_table_2():
+    net = CVAENet(1600, 4, 32, (4096, 2048, 1024, 512, 256), 0.001, 0.2)
+    enc = [m.out_features for m in net.encoder if isinstance(m, torch.nn.Linear)]
+    dec = [m.out_features for m in net.decoder if isinstance(m, torch.nn.Linear)]
+    assert enc == [4096, 2048, 1024, 512, 256] and dec == [256, 512, 1024, 2048, 4096]
+    assert net.encoder[0].in_features == 1600 + 4 and net.decoder[0].in_features == 32 + 4  # one-hot at both inputs
+    assert isinstance(net.encoder[1], torch.nn.Softplus) and net.encoder[4].negative_slope == 0.001
+    assert net.out.out_features == 1600 and net.mu.out_features == net.logvar.out_features == 32
+    assert CVAE(preset="paper").opt["latent_dim"] == 32
+
+
+def test_negative_elbo_terms():
+    x = torch.full((2, 1, 2, 2), 0.5)
+    mu, logvar = torch.zeros(2, 3), torch.zeros(2, 3)
+    loss, rec, kl = negative_elbo(x, torch.zeros(2, 4), mu, logvar, "bernoulli", 0.1)
+    assert kl.item() == pytest.approx(0.0) and rec.item() == pytest.approx(4 * np.log(2), rel=1e-5)
+    _, _, kl1 = negative_elbo(x, torch.zeros(2, 4), torch.ones(2, 3), logvar, "bernoulli", 0.1)
+    assert kl1.item() == pytest.approx(1.5)  # ½ Σ μ² (Eq. 6)
+    _, rec_g, _ = negative_elbo(x, torch.zeros(2, 4), mu, logvar, "gaussian", 0.5)
+    assert rec_g.item() == pytest.approx(0.0)  # sigmoid(0) = 0.5 = x
+
+
+def test_elbo_decreases_on_first_and_samples_in_range(first64):
+    before = CVAE(preset="smoke", steps=0, progress=False)
+    before.fit(first64, seed=0)
+    g = CVAE(preset="smoke", steps=60, batch_size=32, lr=3e-3, progress=False)
+    g.fit(first64, seed=0)
+    losses = [r["loss"] for r in g.losses]
+    assert np.mean(losses[-5:]) < 0.7 * np.mean(losses[:5])
+    assert g.elbo(first64.images, first64.labels) < 0.7 * before.elbo(first64.images, first64.labels)
+    cond = Conditions(n=8, labels=np.arange(8) % 4, class_names=first64.class_names)
+    s = g.sample(cond, seed=3)
+    assert s.images.shape == (8, 1, 40, 40) and s.images.dtype == np.float32
+    assert 0 <= s.images.min() and s.images.max() <= 1
+    assert list(s.labels) == list(cond.labels)
+
+
+def test_options_and_unconditional_vae():
+    with pytest.raises(InputError, match="no option"):
+        CVAE(preset="smoke", latent=3)
+    g = CVAE(preset="smoke", latent_dim=4, likelihood="gaussian", steps=3, progress=False)
+    g.fit(toy(labels=False), seed=0)
+    assert g.config()["latent_dim"] == 4 and g.nets["vae"].n_classes == 0 and g.supports == frozenset()
+    assert g.sample(Conditions(n=3), seed=0).images.shape == (3, 1, 16, 16)
+    with pytest.raises(InputError):
+        g.sample(Conditions(n=2, labels=np.array([0, 1]), class_names=("a", "b")), seed=0)
+    c = CVAE(preset="smoke", steps=3, conditional=False, progress=False)
+    c.fit(toy(), seed=0)
+    assert c.supports == frozenset() and c.nets["vae"].n_classes == 0
+
+
+def test_seeds_batch_size_save_load(tmp_path):
+    g = CVAE(preset="smoke", steps=5, progress=False)
+    g.fit(toy(), seed=1)
+    cond = Conditions(n=7, labels=np.array([0, 1, 1, 0, 1, 0, 0]), class_names=("a", "b"))
+    a = g.sample(cond, seed=5, batch_size=7).images
+    assert np.allclose(a, g.sample(cond, seed=5, batch_size=2).images, atol=1e-6)  # independent of batching
+    assert np.array_equal(a, g.sample(cond, seed=5, batch_size=7).images)  # eval mode: no dropout noise
+    assert not np.allclose(a, g.sample(cond, seed=6, batch_size=7).images)
+    g.save(tmp_path)
+    h = CVAE(preset="smoke")
+    h.load(tmp_path)
+    assert np.array_equal(a, h.sample(cond, seed=5, batch_size=7).images)
+    assert h.num_parameters() == g.num_parameters() > 0
+    assert h.cost().train_steps == g.cost().train_steps == 5 and h.config() == g.config()
+    # a conditional model asked for no class draws one per image from the class frequencies
+    free = g.sample(Conditions(n=6), seed=5, batch_size=6).images
+    assert np.allclose(free[:2], g.sample(Conditions(n=2), seed=5, batch_size=1).images, atol=1e-6)
+
+
+def test_resume_continues_at_saved_step(tmp_path):
+    data = toy()
+    a = CVAE(preset="smoke", steps=4, checkpoint_every=2, progress=False)
+    a.fit(data, seed=0, workdir=tmp_path)
+    b = CVAE(preset="smoke", steps=8, checkpoint_every=2, progress=False)
+    b.fit(data, seed=0, workdir=tmp_path)
+    assert b.train_info["start_step"] == 4 and b.train_info["steps_done"] == 8
+    with open(tmp_path / "losses.csv") as fh:
+        assert [int(r["step"]) for r in csv.DictReader(fh)] == list(range(8))
+    # the resumed run equals an uninterrupted one
+    c = CVAE(preset="smoke", steps=8, progress=False)
+    c.fit(data, seed=0)
+    cond = Conditions(n=3, labels=np.array([0, 1, 0]), class_names=("a", "b"))
+    assert np.allclose(b.sample(cond, seed=0).images, c.sample(cond, seed=0).images, atol=1e-5)
+
+
+def test_max_minutes_stops_and_resumes(tmp_path):
+    data = toy()
+    a = CVAE(preset="smoke", steps=10_000, max_minutes=1e-9, progress=False)
+    a.fit(data, seed=0, workdir=tmp_path)
+    assert a.train_info["stopped_early"] and a.train_info["steps_done"] == 1
+    b = CVAE(preset="smoke", steps=3, progress=False)
+    b.fit(data, seed=0, workdir=tmp_path)
+    assert b.train_info["start_step"] == 1 and b.train_info["steps_done"] == 3
+
+
+def test_conditional_samples_respect_the_class():
+    """A logistic-regression classifier trained on real synthetic FRII / Compact images recognises the class
+    that CVAE samples were asked for."""
+    from test_gans import quick_classifier, two_class_synthetic
+
+    train, test = two_class_synthetic(16)
+    clf = quick_classifier(train)
+    assert (clf(test.images) == test.labels).mean() >= 0.9
+    g = CVAE(preset="smoke", steps=150, lr=3e-3, progress=False)
+    g.fit(train, seed=0)
+    cond = Conditions(n=80, labels=np.arange(80) % 2, class_names=train.class_names)
+    assert (clf(g.sample(cond, seed=0).images) == cond.labels).mean() >= 0.9

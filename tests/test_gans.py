@@ -1,0 +1,207 @@
+"""DCGAN and PG-GAN: grids, building blocks, fade-in, a step updates both networks, class conditioning,
+seeds, save/load, resume."""
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from radiobench.types import Conditions, InputError, RadioImages, SurveyInfo
+from radiobench_plugins.generators._gan import EqConv2d, MinibatchStd, grid_for, pixel_norm
+from radiobench_plugins.generators.dcgan import DCGAN, DCDiscriminator, DCGenerator
+from radiobench_plugins.generators.pggan import PGGAN, PGDiscriminator, PGGenerator, schedule
+
+GANS = [DCGAN, PGGAN]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """One intra-op thread: on a shared, loaded 2-core machine two spinning threads run several times slower."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def toy(n: int = 32, size: int = 40) -> RadioImages:
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 1, (n, 1, size, size)).astype(np.float32) ** 8
+    return RadioImages(images=x, survey=SurveyInfo("toy"), labels=np.arange(n) % 2, class_names=("a", "b"))
+
+
+def test_grid_for_lands_on_the_dataset_side():
+    assert grid_for(40) == (5, 3, 40) and grid_for(80) == (5, 4, 80) and grid_for(64) == (4, 4, 64)
+    assert grid_for(10) == (5, 1, 10) and grid_for(100) == (4, 5, 128)  # no b·2^n form: generate 128, resize
+    g, d = DCGenerator(100, 4, 5, 3, 8), DCDiscriminator(4, 5, 3, 8)
+    y = torch.tensor([0, 3])
+    x = g(torch.randn(2, 100), F.one_hot(y, 4).float())
+    assert x.shape == (2, 1, 40, 40) and x.abs().max() <= 1 and d(x, y).shape == (2,)
+    assert [m.stride for m in g.modules() if isinstance(m, torch.nn.ConvTranspose2d)] == [(2, 2)] * 3
+
+
+def test_karras_building_blocks():
+    conv = EqConv2d(8, 4, 3)
+    assert conv.weight.std().item() == pytest.approx(1.0, abs=0.2) and conv.scale == pytest.approx((2 / 72) ** 0.5)
+    h = pixel_norm(torch.randn(3, 5, 4, 4) * 7)
+    assert torch.allclose(h.pow(2).mean(1), torch.ones(3, 4, 4), atol=1e-4)
+    x = torch.randn(8, 3, 5, 5)
+    out = MinibatchStd(4)(x)
+    s = out[:, 3, 0, 0]
+    assert out.shape == (8, 4, 5, 5) and torch.equal(out[:, 3], s[:, None, None].expand(8, 5, 5))
+    assert torch.equal(s[0::2], s[0].repeat(4)) and torch.equal(s[1::2], s[1].repeat(4))  # groups {0,2,4,6}, {1,3,5,7}
+    same = MinibatchStd(4)(torch.ones(8, 3, 5, 5))[:, 3]
+    assert torch.allclose(same, torch.full_like(same, 1e-4), atol=1e-4)  # identical images: std ≈ 0
+
+
+def test_pggan_schedule_and_fade_in():
+    assert schedule(0.0, 3) == (0, 1.0) and schedule(0.1, 3) == (0, 1.0)
+    assert schedule(1.5 / 7, 3) == (1, 0.5) and schedule(2.5 / 7, 3) == (1, 1.0)
+    assert schedule(3.25 / 7, 3) == (2, 0.25) and schedule(1.0, 3) == (3, 1.0)
+    from types import SimpleNamespace
+
+    from radiobench_plugins.generators.pggan import training_progress
+
+    run = SimpleNamespace(total_steps=100, max_seconds=None, elapsed=50.0)
+    assert training_progress(25, run) == 0.25
+    run.max_seconds = 100.0  # a wall-clock budget that runs out first drives the growth
+    assert training_progress(25, run) == 0.5 and training_progress(90, run) == 0.9
+    nf = lambda l: 8  # noqa: E731
+    torch.manual_seed(0)
+    G, D = PGGenerator(6, 0, 5, 2, nf), PGDiscriminator(0, 5, 2, nf, 4)
+    z = torch.randn(4, 6)
+    for level in (1, 2):  # α = 0: the new resolution is the upsampled old one; α = 1 is the new path
+        old = F.interpolate(G(z, None, level - 1, 1.0), scale_factor=2, mode="nearest")
+        assert torch.allclose(G(z, None, level, 0.0), old, atol=1e-5)
+        assert G(z, None, level, 1.0).shape[-1] == 5 * 2**level
+        x = torch.randn(4, 1, 5 * 2**level, 5 * 2**level)
+        assert torch.allclose(D(x, None, level, 0.0), D(F.avg_pool2d(x, 2), None, level - 1, 1.0), atol=1e-5)
+
+
+@pytest.mark.parametrize("cls", GANS)
+def test_a_step_updates_both_networks(cls):
+    data = toy()
+    before, after = cls(preset="smoke", steps=0, progress=False), cls(preset="smoke", steps=1, progress=False)
+    before.fit(data, seed=0)
+    after.fit(data, seed=0)
+    for net in ("G", "D"):
+        changed = [not torch.equal(p, q) for p, q in zip(before.nets[net].parameters(), after.nets[net].parameters())]
+        assert any(changed), f"{cls.name}: {net} was not updated"
+    assert all(np.isfinite(v) for v in after.losses[0].values())
+
+
+def test_dcgan_batchnorm_uses_population_statistics():
+    g = DCGAN(preset="smoke", steps=3, progress=False)
+    g.fit(toy(), seed=0)
+    bn = g.nets["G"].bn0
+    assert not g.nets["G"].training and bn.num_batches_tracked.item() == g.opt["bn_batches"]
+    assert not torch.allclose(bn.running_mean, torch.zeros_like(bn.running_mean))
+    none = DCGAN(preset="smoke", steps=3, bn_batches=0, progress=False)  # keep training's running averages
+    none.fit(toy(), seed=0)
+    assert none.nets["G"].bn0.num_batches_tracked.item() == 3
+
+
+@pytest.mark.parametrize("cls", GANS)
+def test_samples_range_seeds_and_save_load(cls, tmp_path):
+    g = cls(preset="smoke", steps=4, progress=False)
+    g.fit(toy(), seed=0)
+    cond = Conditions(n=6, labels=np.array([0, 1, 1, 0, 0, 1]), class_names=("a", "b"))
+    a = g.sample(cond, seed=2, batch_size=6).images
+    assert a.shape == (6, 1, 40, 40) and 0 <= a.min() and a.max() <= 1
+    assert np.allclose(a, g.sample(cond, seed=2, batch_size=4).images, atol=1e-5)  # independent of batching
+    assert not np.allclose(a, g.sample(cond, seed=3, batch_size=6).images)
+    g.save(tmp_path)
+    h = cls(preset="smoke")
+    h.load(tmp_path)
+    assert np.array_equal(a, h.sample(cond, seed=2, batch_size=6).images)
+    assert h.num_parameters() == g.num_parameters() > 0
+    free = g.sample(Conditions(n=4), seed=2, batch_size=4).images  # classes drawn per image
+    assert np.allclose(free[:1], g.sample(Conditions(n=1), seed=2).images, atol=1e-5)
+    u = cls(preset="smoke", steps=1, conditional=False, progress=False)
+    u.fit(toy(), seed=0)
+    assert u.supports == frozenset() and u.sample(Conditions(n=2), seed=0).images.shape == (2, 1, 40, 40)
+    with pytest.raises(InputError):
+        u.sample(cond, seed=0)
+    with pytest.raises(InputError, match="no option"):
+        cls(preset="smoke", lrate=1)
+
+
+@pytest.mark.parametrize("cls", GANS)
+def test_resume_continues_at_saved_step(cls, tmp_path):
+    data = toy(size=20)
+    a = cls(preset="smoke", steps=6, checkpoint_every=2, progress=False)
+    original = a.train_step
+
+    def crash(step, *args):
+        if step == 4:
+            raise KeyboardInterrupt
+        return original(step, *args)
+
+    a.train_step = crash
+    with pytest.raises(KeyboardInterrupt):
+        a.fit(data, seed=0, workdir=tmp_path)
+    b = cls(preset="smoke", steps=6, checkpoint_every=2, progress=False)
+    b.fit(data, seed=0, workdir=tmp_path)
+    assert b.train_info["start_step"] == 4 and b.train_info["steps_done"] == 6
+    with open(tmp_path / "losses.csv") as fh:
+        assert [int(r["step"]) for r in csv.DictReader(fh)] == list(range(6))
+    c = cls(preset="smoke", steps=6, progress=False)
+    c.fit(data, seed=0)
+    cond = Conditions(n=3, labels=np.array([0, 1, 0]), class_names=("a", "b"))
+    assert np.allclose(b.sample(cond, seed=0).images, c.sample(cond, seed=0).images, atol=1e-5)
+    stop = cls(preset="smoke", steps=10_000, max_minutes=1e-9, progress=False)
+    stop.fit(data, seed=0, workdir=tmp_path / "budget")
+    assert stop.train_info["stopped_early"] and stop.train_info["steps_done"] == 1
+
+
+def two_class_synthetic(resolution: int) -> tuple[RadioImages, RadioImages]:
+    """FRII and Compact sources of the ``synthetic`` dataset (train, test)."""
+    from radiobench_plugins.datasets.synthetic import SyntheticDataset
+
+    ds = SyntheticDataset(resolution=resolution, n_train=320, n_valid=0, n_test=80)
+
+    def two(d: RadioImages) -> RadioImages:
+        m = (d.labels == 1) | (d.labels == 2)
+        return RadioImages(images=d.images[m], labels=(d.labels[m] == 2).astype(np.int64),
+                           class_names=("FRII", "Compact"), survey=d.survey)
+
+    return two(ds.load("train")), two(ds.load("test"))
+
+
+def quick_classifier(train: RadioImages):
+    """Logistic regression on pixels, trained on real images."""
+    torch.manual_seed(0)
+    x, y = torch.from_numpy(train.images.reshape(len(train.images), -1)), torch.from_numpy(train.labels)
+    lin = torch.nn.Linear(x.shape[1], 2)
+    opt = torch.optim.Adam(lin.parameters(), 0.05)
+    for _ in range(200):
+        opt.zero_grad()
+        F.cross_entropy(lin(x), y).backward()
+        opt.step()
+    return lambda imgs: lin(torch.from_numpy(imgs.reshape(len(imgs), -1))).argmax(1).numpy()
+
+
+def test_dcgan_conditional_samples_respect_the_class():
+    train, test = two_class_synthetic(10)
+    clf = quick_classifier(train)
+    assert (clf(test.images) == test.labels).mean() >= 0.9
+    g = DCGAN(preset="smoke", steps=300, ngf=16, ndf=16, batch_size=32, lr=5e-4, progress=False)
+    g.fit(train, seed=0)
+    cond = Conditions(n=80, labels=np.arange(80) % 2, class_names=train.class_names)
+    assert (clf(g.sample(cond, seed=0).images) == cond.labels).mean() >= 0.75
+
+
+def test_pggan_conditioning_reaches_generator_and_critic():
+    """Wiring only (training PG-GAN to class fidelity takes minutes): the class changes the image for a
+    fixed z, and the critic's projection term depends on the class."""
+    g = PGGAN(preset="smoke", steps=2, progress=False)
+    g.fit(toy(), seed=0)
+    cond0 = Conditions(n=3, labels=np.zeros(3, np.int64), class_names=("a", "b"))
+    cond1 = Conditions(n=3, labels=np.ones(3, np.int64), class_names=("a", "b"))
+    assert not np.allclose(g.sample(cond0, seed=0).images, g.sample(cond1, seed=0).images)
+    D = g.nets["D"]
+    x = torch.randn(4, 1, 40, 40)
+    zeros, ones = torch.zeros(4, dtype=torch.long), torch.ones(4, dtype=torch.long)
+    assert not torch.allclose(D(x, zeros, 3, 1.0), D(x, ones, 3, 1.0))
