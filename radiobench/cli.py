@@ -75,6 +75,10 @@ def cmd_list(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from .runner import RunConfig, run
 
+    if args.quiet:
+        import os
+
+        os.environ["RADIOBENCH_PROGRESS"] = "0"  # silences the bars inside plugins too
     out = Path(args.out) if args.out else Path("runs") / f"{args.dataset}-{args.preset}"
     config = RunConfig(
         generators=_csv_list(args.generators),

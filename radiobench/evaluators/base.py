@@ -4,7 +4,7 @@ from __future__ import annotations
 import math
 import time
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
 import numpy as np
@@ -36,7 +36,6 @@ class EvaluatorSpec:
     build: Callable[[Mapping[str, Any], Mapping[str, Any]], nn.Module]
     fit: Callable[[nn.Module, RadioImages, Mapping[str, Any], TrainingRun], dict[str, Any]]
     notes: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def config(self, preset: str) -> dict[str, Any]:
         if preset not in self.configs:

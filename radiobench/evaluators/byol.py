@@ -100,7 +100,7 @@ SPEC = EvaluatorSpec(
     requires=frozenset(),
     configs={
         "smoke": _BASE | dict(width=0.125, hidden=64, proj=32, batch_size=32, steps=30, checkpoint_every=1000),
-        "cpu": _BASE | dict(batch_size=64, steps=400, checkpoint_every=100),
+        "cpu": _BASE | dict(batch_size=64, steps=300, checkpoint_every=50),
         "paper": _BASE | dict(lr=3e-4, tau=0.996, batch_size=256, steps=20000, checkpoint_every=1000, mixed_precision="bf16"),
     },
     build=build,

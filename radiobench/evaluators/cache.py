@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 import numpy as np
-import torch
 from torch import nn
 
 from .. import __version__

@@ -81,7 +81,8 @@ SPEC = EvaluatorSpec(
     description="paper 000 ResNet18 + linear head morphology classifier (classifier_accuracy)",
     requires=frozenset({"labels"}),
     configs={
-        "smoke": _PAPER | dict(width=0.125, hidden=32, batch_size=32, steps=60, lr_patience=5, mixed_precision="no"),
+        "smoke": _PAPER | dict(width=0.125, hidden=64, dropout=0.2, lr=3e-3, batch_size=32, steps=60, lr_patience=5,
+                              mixed_precision="no"),
         "cpu": _PAPER | dict(epochs=30, lr_patience=8, mixed_precision="no"),
         "paper": _PAPER,
     },

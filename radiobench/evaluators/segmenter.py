@@ -84,7 +84,7 @@ SPEC = EvaluatorSpec(
     description="U-Net source segmenter behind segmentation_iou (paper 001 segmentation score)",
     requires=frozenset({"masks"}),
     configs={
-        "smoke": dict(channels=[4, 8, 16], lr=3e-3, batch_size=16, steps=40, mixed_precision="no"),
+        "smoke": dict(channels=[4, 8, 16], lr=3e-3, batch_size=16, steps=30, mixed_precision="no"),
         "cpu": dict(channels=[16, 32, 64], lr=1e-3, batch_size=32, epochs=8, mixed_precision="no"),
         "paper": dict(channels=[32, 64, 128, 256], lr=1e-3, batch_size=32, epochs=100, mixed_precision="bf16"),
     },
