@@ -18,7 +18,7 @@ from torch import nn
 
 from ..training import EMA, TrainingRun, batch_indices
 from .augment import Augment
-from .base import EvaluatorSpec, step_generator
+from .base import EvaluatorSpec, recalibrate_bn, step_generator
 from .resnet import ResNet18
 
 __all__ = ["BYOL", "SPEC", "AUGMENT", "mlp"]
@@ -81,6 +81,7 @@ def fit(encoder: nn.Module, train, config: Mapping[str, Any], run: TrainingRun) 
         target.update(nn.ModuleDict({"encoder": net.encoder, "projector": net.projector}))
         run.log(step, loss=float(loss.detach()), tau=target.decay)
         run.maybe_checkpoint(step, model=model, opt=opt, target=target)
+    recalibrate_bn(net.encoder, x, config["batch_size"])  # precise BN on un-augmented images
     net.encoder.eval()
     hist = run.history()
     tail = [r["loss"] for r in hist[-20:]]
@@ -95,7 +96,7 @@ def fit(encoder: nn.Module, train, config: Mapping[str, Any], run: TrainingRun) 
 _BASE = dict(width=1.0, stem="imagenet", hidden=1024, proj=128, lr=1e-3, weight_decay=1e-6, tau=0.99, mixed_precision="no")
 SPEC = EvaluatorSpec(
     kind="byol",
-    version=1,
+    version=2,  # 2: batch-norm statistics recomputed on un-augmented images after training
     description="BYOL-trained ResNet18 feature extractor (512-d) behind fid_byol / kid_byol (paper 001)",
     requires=frozenset(),
     configs={

@@ -68,7 +68,8 @@ def fit(model: nn.Module, train: RadioImages, config: Mapping[str, Any], run: Tr
         i = torch.from_numpy(idx).to(run.device)
         return loss_fn(model(aug(x[i], g)), y[i])
 
-    return fit_supervised(run, model, opt, len(x), batch_loss, batch_size=config["batch_size"], seed=run.seed, scheduler=sched)
+    return fit_supervised(run, model, opt, len(x), batch_loss, batch_size=config["batch_size"], seed=run.seed,
+                          scheduler=sched, calibration=x)
 
 
 _PAPER = dict(
@@ -77,7 +78,7 @@ _PAPER = dict(
 )
 SPEC = EvaluatorSpec(
     kind="classifier",
-    version=1,
+    version=2,  # 2: batch-norm statistics recomputed on un-augmented images after training
     description="paper 000 ResNet18 + linear head morphology classifier (classifier_accuracy)",
     requires=frozenset({"labels"}),
     configs={

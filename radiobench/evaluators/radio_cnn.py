@@ -69,13 +69,13 @@ def fit(model: nn.Module, train: RadioImages, config: Mapping[str, Any], run: Tr
         i = torch.from_numpy(idx).to(run.device)
         return loss_fn(model(AUGMENT(x[i], g)), y[i])
 
-    return fit_supervised(run, model, opt, len(x), batch_loss, batch_size=config["batch_size"], seed=run.seed)
+    return fit_supervised(run, model, opt, len(x), batch_loss, batch_size=config["batch_size"], seed=run.seed, calibration=x)
 
 
 _BASE = dict(width=1.0, hidden=256, dropout=0.5, optimizer="adam", lr=1e-3, batch_size=64, mixed_precision="no")
 SPEC = EvaluatorSpec(
     kind="radio_cnn",
-    version=1,
+    version=2,  # 2: batch-norm statistics recomputed on un-augmented images after training
     description="Tang et al. 2019 style 5-conv/3-FC radio classifier behind RAMIS (paper 003)",
     requires=frozenset({"labels"}),
     configs={

@@ -75,12 +75,13 @@ def fit(model: nn.Module, train: RadioImages, config: Mapping[str, Any], run: Tr
         b = AUGMENT(xm[torch.from_numpy(idx).to(run.device)], g)
         return dice_bce(model(b[:, :1]).float(), b[:, 1:])
 
-    return fit_supervised(run, model, opt, len(xm), batch_loss, batch_size=config["batch_size"], seed=run.seed)
+    return fit_supervised(run, model, opt, len(xm), batch_loss, batch_size=config["batch_size"], seed=run.seed,
+                          calibration=xm[:, :1])
 
 
 SPEC = EvaluatorSpec(
     kind="segmenter",
-    version=1,
+    version=2,  # 2: batch-norm statistics recomputed on un-augmented images after training
     description="U-Net source segmenter behind segmentation_iou (paper 001 segmentation score)",
     requires=frozenset({"masks"}),
     configs={
