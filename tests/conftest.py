@@ -17,9 +17,10 @@ os.environ.setdefault("RADIOBENCH_PROGRESS", "0")
 
 @pytest.fixture(autouse=True, scope="session")
 def _session_cache(tmp_path_factory):
-    """Every test session gets its own cache unless RADIOBENCH_CACHE is set by the caller."""
-    if "RADIOBENCH_CACHE" not in os.environ or os.environ.get("RADIOBENCH_TEST_FRESH_CACHE"):
-        os.environ["RADIOBENCH_CACHE"] = str(tmp_path_factory.mktemp("radiobench-cache"))
+    """Every test session gets its own empty cache (tests must not see a user's cached evaluators);
+    RADIOBENCH_TEST_CACHE names a persistent one instead, to speed up repeated local runs."""
+    os.environ["RADIOBENCH_CACHE"] = os.environ.get("RADIOBENCH_TEST_CACHE") or str(
+        tmp_path_factory.mktemp("radiobench-cache"))
     yield
 
 
