@@ -106,8 +106,7 @@ class TrainingRun:
     # -- devices and precision --------------------------------------------------------------
     def prepare(self, *objs):
         if self.accelerator is not None:
-            out = self.accelerator.prepare(*objs)
-            return out if len(objs) != 1 else out
+            return self.accelerator.prepare(*objs)
         moved = [o.to(self.device) if isinstance(o, torch.nn.Module) else o for o in objs]
         return moved[0] if len(moved) == 1 else tuple(moved)
 

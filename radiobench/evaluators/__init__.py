@@ -8,32 +8,8 @@
 ``radio_cnn``: the Tang et al. 2019 style CNN behind RAMIS (paper 003);
 ``segmenter``: U-Net behind segmentation_iou (paper 001).
 """
-from .cache import (
-    KINDS,
-    Evaluator,
-    evaluator_root,
-    export_evaluators,
-    fingerprint_payload,
-    get_evaluator,
-    import_evaluators,
-    list_evaluators,
-    load_entry,
-    train_evaluator,
-)
+from . import cache
+from .cache import *  # noqa: F401,F403  (the public API is cache.__all__)
 from .features import embed, predict_masks, predict_proba
 
-__all__ = [
-    "KINDS",
-    "Evaluator",
-    "get_evaluator",
-    "fingerprint_payload",
-    "train_evaluator",
-    "load_entry",
-    "list_evaluators",
-    "export_evaluators",
-    "import_evaluators",
-    "evaluator_root",
-    "embed",
-    "predict_proba",
-    "predict_masks",
-]
+__all__ = [*cache.__all__, "embed", "predict_proba", "predict_masks"]
