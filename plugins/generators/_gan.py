@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from radiobench.evaluators.augment import random_flip_rot90
 from radiobench.checkpoint import load_config, load_weights, save_config, save_weights
 from radiobench.interfaces import Generator
 from radiobench.presets import get_preset
@@ -41,7 +42,7 @@ __all__ = [
 # options every TorchGenerator understands (each plugin's presets give them values)
 COMMON_OPTIONS = (
     "steps", "epochs", "batch_size", "lr", "max_minutes", "checkpoint_every", "mixed_precision", "conditional",
-    "progress",
+    "augment", "progress",
 )
 
 
@@ -119,6 +120,9 @@ class TorchGenerator(Generator):
     def after_training(self, seed: int) -> None:
         pass
 
+    def init_from_data(self, images: np.ndarray) -> None:
+        """Data-dependent initialisation of the freshly built ``self.nets`` (training pixels in [0, 1])."""
+
     def total_steps(self, n_train: int) -> int:
         if self.opt.get("epochs"):
             return int(math.ceil(self.opt["epochs"] * n_train / self.opt["batch_size"]))
@@ -146,6 +150,7 @@ class TorchGenerator(Generator):
         self._set_supports()
         seed_everything(seed)
         self.build()
+        self.init_from_data(train.images)
         steps = self.total_steps(len(train.images))
         max_min = self.opt["max_minutes"]
         run = TrainingRun(
@@ -170,7 +175,10 @@ class TorchGenerator(Generator):
         self.run = run
         for step in run:
             idx = torch.from_numpy(batch_indices(len(x_all), bs, seed, step)).to(run.device)
-            logs = self.train_step(step, x_all[idx], None if y_all is None else y_all[idx], run)
+            x = x_all[idx]
+            if self.opt["augment"]:  # flips and 90° rotations: radio morphologies have no preferred orientation
+                x = random_flip_rot90(x, torch.Generator().manual_seed(seed * 1_000_003 + step))
+            logs = self.train_step(step, x, None if y_all is None else y_all[idx], run)
             run.log(step, **logs)
             run.maybe_checkpoint(step, **self.train_nets, **self.opts, **self.extra_state())
         self.nets = {k: run.unwrap(m) for k, m in self.train_nets.items()}

@@ -83,7 +83,7 @@ def init_dcgan(m: nn.Module) -> None:
         nn.init.zeros_(m.bias)
 
 
-_COMMON = dict(nz=100, lr=2e-4, beta1=0.5, conditional=True, bn_batches=16, mixed_precision="no", progress=True,
+_COMMON = dict(nz=100, lr=2e-4, beta1=0.5, conditional=True, augment=True, bn_batches=16, mixed_precision="no", progress=True,
                epochs=None)
 
 
@@ -102,8 +102,8 @@ class DCGAN(TorchGenerator):
         "smoke": {**_COMMON, "nz": 16, "ngf": 8, "ndf": 8, "batch_size": 16, "steps": 20, "max_minutes": None,
                   "checkpoint_every": 1000, "bn_batches": 2},
         # ngf = ndf = 32 at 40×40 (0.5M generator parameters): 0.195 s of CPU per step at batch 64 on one
-        # thread → 5000 steps ≈ 16 min ≈ 180 FIRST epochs
-        "cpu": {**_COMMON, "ngf": 32, "ndf": 32, "batch_size": 64, "steps": 5000, "max_minutes": 20.0,
+        # thread → 3000 steps ≈ 10 min ≈ 110 FIRST epochs (max_minutes: a safety stop on a loaded machine)
+        "cpu": {**_COMMON, "ngf": 32, "ndf": 32, "batch_size": 64, "steps": 3000, "max_minutes": 30.0,
                 "checkpoint_every": 250},
         # Radford et al.: batch 128, width 1024 at the coarsest generator layer (ngf = 128 with 4 doublings);
         # paper 001 gives no training length for its DCGAN baseline: 20k steps (~1450 FIRST epochs) chosen
