@@ -22,7 +22,7 @@ from radiobench.evaluators.augment import Augment, gaussian_blur, random_flip_ro
 from radiobench.evaluators.base import total_steps
 from radiobench.evaluators.classifier import ResNetClassifier
 from radiobench.evaluators.frechet import (
-    fid_bootstrap, fid_from_features, frechet_distance, kid_from_features, trace_sqrt_product,
+    fid_bootstrap, fid_from_features, frechet_distance, kid_bootstrap, kid_from_features, trace_sqrt_product,
 )
 from radiobench.evaluators.resnet import ResNet18
 from radiobench.interfaces import default_cache_dir
@@ -246,3 +246,18 @@ def test_cli(synth_ctx, tmp_path, capsys):
     assert args.func(args) == 0
     assert "radio_cnn:" in capsys.readouterr().out
     assert len(list_evaluators(tmp_path / "c3")) == 1
+
+
+def test_half_sample_intervals_match_the_sampling_spread():
+    """The FID / KID intervals have the width of the statistic's own sampling spread, measured here by
+    drawing independent set pairs, with fewer images than feature dimensions as in practice (N = 200,
+    d = 512). A bootstrap with replacement fails this: duplicated images double both widths."""
+    rng = np.random.default_rng(3)
+    n, d = 100, 300
+    draw = lambda: rng.normal(size=(n, d)) * np.linspace(0.5, 2, d)  # noqa: E731
+    for stat, boot in ((fid_from_features, fid_bootstrap), (kid_from_features, kid_bootstrap)):
+        true_sd = np.std([stat(draw(), draw() + 0.3) for _ in range(60)])
+        iv = boot(draw(), draw() + 0.3, 300, np.random.default_rng(4))
+        half_width_sd = (iv.high - iv.low) / (2 * 1.96)
+        assert 0.6 * true_sd < half_width_sd < 1.6 * true_sd, (stat.__name__, true_sd, half_width_sd)
+        assert iv.low <= iv.value <= iv.high
