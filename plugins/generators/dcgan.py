@@ -83,15 +83,16 @@ def init_dcgan(m: nn.Module) -> None:
         nn.init.zeros_(m.bias)
 
 
-_COMMON = dict(nz=100, lr=2e-4, beta1=0.5, conditional=True, augment=True, bn_batches=16, mixed_precision="no", progress=True,
-               epochs=None)
+_COMMON = dict(nz=100, lr=2e-4, beta1=0.5, conditional=True, augment=True, bn_batches=16, mixed_precision="no",
+               progress=True, epochs=None)
 
 
 class DCGAN(TorchGenerator):
     """DCGAN. Options: nz (100), ngf / ndf (generator / discriminator width at the finest layer), lr (2e-4),
     beta1 (0.5), conditional (True: class-conditional when the data has labels), bn_batches (BatchNorm
     re-estimation batches after training, 0 = keep the running averages of training), batch_size,
-    steps or epochs, max_minutes, checkpoint_every, mixed_precision, progress."""
+    steps or epochs, max_minutes, checkpoint_every, mixed_precision, augment (flips and
+    90° rotations), progress."""
 
     name = "dcgan"
     description = "DCGAN (Radford et al. 2015), class-conditional by label concatenation + projection discriminator"

@@ -144,7 +144,8 @@ class PGGAN(TorchGenerator):
     """Progressive GAN. Options: nz (512), fmap_base / fmap_max (channels at level l: min(fmap_base/2^(l+1),
     fmap_max)), lr, beta1, beta2, gp_weight λ, drift ε_drift, mbstd_group, ema_decay (0 = sample from the
     raw generator), conditional, batch_size, steps (all phases together) or phase_images (images shown per
-    fade-in / stabilisation phase; sets steps), max_minutes, checkpoint_every, mixed_precision, progress.
+    fade-in / stabilisation phase; sets steps), max_minutes, checkpoint_every, mixed_precision, augment
+    (flips and 90° rotations), progress.
     A run stopped early by max_minutes samples at the level reached, upsampled to the image side."""
 
     name = "pggan"

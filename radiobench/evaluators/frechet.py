@@ -117,7 +117,8 @@ def fid_bootstrap(real: np.ndarray, generated: np.ndarray, n_boot: int, rng: np.
     """FID with a half-sampling CI over both sets (the features are computed once)."""
     real, generated = np.asarray(real, np.float64), np.asarray(generated, np.float64)
     value = fid_from_features(real, generated)
-    draws = np.array([_fid_rows(real[i], generated[j]) for i, j in _half_samples(len(real), len(generated), n_boot, rng)])
+    pairs = _half_samples(len(real), len(generated), n_boot, rng)
+    draws = np.array([_fid_rows(real[i], generated[j]) for i, j in pairs])
     lo, hi = _centred(value, draws, alpha) if n_boot else (value, value)
     return Interval(value, lo, hi, draws)
 
