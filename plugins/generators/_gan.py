@@ -3,7 +3,8 @@
 ``TorchGenerator`` turns a few hooks (build networks, one training step, decode a batch) into a full
 radiobench Generator: preset → options (overridable by constructor keyword arguments), a resumable
 ``TrainingRun`` (device placement through accelerate, bf16 autocast, checkpoints, losses.csv,
-wall-clock budget), minibatches with random flips and 90° rotations (``augment``), per-image-seeded sampling in eval mode, and save/load (safetensors + JSON).
+wall-clock budget), minibatches with random flips and 90° rotations (``augment``), per-image-seeded
+sampling in eval mode, and save/load (safetensors + JSON).
 
 Also here: the output grid of the convolutional generators (``grid_for``) and the equalised-learning-rate
 layers, pixel norm and minibatch standard deviation of Karras et al. (2017).
