@@ -17,7 +17,26 @@ from .presets import Preset, get_preset
 from .seeding import image_seeds
 from .types import Conditions, GeneratorCost, InputError, MetricResult, RadioImages
 
-__all__ = ["Dataset", "Generator", "Metric", "MetricContext", "Plugin"]
+__all__ = ["Dataset", "Generator", "Metric", "MetricContext", "Plugin", "SURVEY_THRESHOLD", "survey_threshold"]
+
+# Level (in [0, 1] image units) below which ``zero_below="auto"`` sets sampled pixels to 0 on thresholded
+# surveys: FIRST cutouts are exactly 0 below 3x the local rms (paper 000 Sect. 3.2), a cpu-trained
+# generator leaves a haze of ~0.01 there instead (benchmarks/README.md, "EDM background haze").
+SURVEY_THRESHOLD = 0.02
+
+
+def survey_threshold(zero_below: float | str | None, train_info: dict[str, Any]) -> float:
+    """The level below which sampled pixels are set to 0: ``zero_below`` itself, or for ``"auto"``
+    SURVEY_THRESHOLD when most training pixels are exactly 0 (a thresholded survey) and 0 otherwise."""
+    if zero_below == "auto":
+        return SURVEY_THRESHOLD if train_info.get("zero_fraction", 0.0) >= 0.5 else 0.0
+    try:
+        level = float(zero_below or 0.0)
+    except (TypeError, ValueError):
+        raise InputError(f"zero_below must be a number in [0, 1) or 'auto'; got {zero_below!r}") from None
+    if not 0.0 <= level < 1.0:
+        raise InputError(f"zero_below must be a number in [0, 1) or 'auto'; got {zero_below!r}")
+    return level
 
 
 class Plugin:
@@ -93,6 +112,9 @@ class Generator(Plugin, ABC):
 
     supports: ClassVar[frozenset[str]] = frozenset()  # conditioning kinds: "class", "flux", "mask", ...
     reference: ClassVar[bool] = False  # True for honest reference rows (replay, pixel floor)
+    # options that change how samples are drawn but not the trained weights: changing one re-samples
+    # a run's row without re-training it (``zero_below``: see ``survey_threshold``)
+    sampling_options: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, preset: str = "smoke", device: str | None = None, **options: Any):
         self.preset: Preset = get_preset(preset)
@@ -126,6 +148,18 @@ class Generator(Plugin, ABC):
     def num_parameters(self) -> int:
         return 0
 
+    def training_config(self) -> dict[str, Any]:
+        """``config()`` without the sampling options: what a trained checkpoint must agree with."""
+        return {k: v for k, v in self.config().items() if k not in self.sampling_options}
+
+    def sampling_config(self) -> dict[str, Any]:
+        """The sampling options of ``config()``: what a drawn sample set must agree with."""
+        return {k: v for k, v in self.config().items() if k in self.sampling_options}
+
+    def zero_level(self) -> float:
+        """Pixels of drawn images below this level are set to 0 (option ``zero_below``; 0: none)."""
+        return survey_threshold(self.config().get("zero_below", 0.0), self.train_info)
+
     # -- provided ------------------------------------------------------------------------
     def check_conditions(self, conditions: Conditions) -> None:
         """Raise InputError for conditions this generator cannot honour."""
@@ -158,6 +192,7 @@ class Generator(Plugin, ABC):
         from .progress import progress_bar
 
         out: list[np.ndarray] = []
+        zero_level = self.zero_level()
         t0 = time.perf_counter()
         bar = progress_bar(total=conditions.n, desc=f"sample {self.name}", unit="img", disable=not progress)
         for lo in range(0, conditions.n, batch_size):
@@ -168,7 +203,10 @@ class Generator(Plugin, ABC):
                 raise RuntimeError(f"{self.name}.sample_batch returned shape {batch.shape} for {hi - lo} seeds")
             if not np.all(np.isfinite(batch)):
                 raise RuntimeError(f"{self.name} produced NaN or infinite pixels")
-            out.append(np.clip(batch, 0.0, 1.0))
+            batch = np.clip(batch, 0.0, 1.0)
+            if zero_level:
+                batch[batch < zero_level] = 0.0
+            out.append(batch)
             bar.update(hi - lo)
         bar.close()
         elapsed = time.perf_counter() - t0
@@ -195,6 +233,7 @@ class Generator(Plugin, ABC):
             class_names=list(train.class_names) if train.class_names else None,
             image_shape=list(train.images.shape[1:]),
             survey=train.survey.to_dict(),
+            zero_fraction=float(np.mean(train.images == 0)),  # near 1 for thresholded surveys (FIRST)
         )
 
     def cost(self) -> GeneratorCost:

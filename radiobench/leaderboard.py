@@ -317,7 +317,8 @@ def _html(tables: list[Table]) -> str:
 
 
 PUBLISHED = ("manifest.json", "*/seed-*/metrics/*.json", "*/seed-*/checkpoint/fit.json",
-             "*/seed-*/checkpoint/config.json", "*/seed-*/train/losses.csv", "*/seed-*/error.json")
+             "*/seed-*/checkpoint/config.json", "*/seed-*/train/losses.csv", "*/seed-*/error.json",
+             "*/seed-*/samples.json")
 
 
 def publish(run: str | Path, dest: str | Path) -> list[Path]:

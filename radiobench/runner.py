@@ -9,6 +9,7 @@ Run directory::
     G/seed-S/train/                       resumable training state and losses.csv
     G/seed-S/checkpoint/                  weights.safetensors + config.json + fit.json (cost)
     G/seed-S/samples.npz                  the generated set (with its conditions)
+    G/seed-S/samples.json                 the sampling options it was drawn with (others re-sample, not re-train)
     G/seed-S/metrics/M.json               {status: ok|skipped|error, result | reason | traceback, provenance}
     G/seed-S/error.json                   when fit or sampling failed
 """
@@ -136,7 +137,10 @@ def _fit_or_load(cls, name, config: RunConfig, train, seed, gdir: Path, device, 
     ckpt = gdir / "checkpoint"
     if (ckpt / "fit.json").exists():
         fit_info = read_json(ckpt / "fit.json")
-        if fit_info.get("config") == _jsonable(gen.config()):
+        trained = {k: v for k, v in fit_info.get("config", {}).items() if k not in gen.sampling_options}
+        if trained == _jsonable(gen.training_config()):
+            # sample with this run's sampling options (preset defaults included), not those stored at fit time
+            gen = cls(preset=config.preset, device=device, **{**gen.sampling_config(), **opts})
             gen.load(ckpt)
             summary.reused.append(f"{label}:fit")
             return gen, fit_info["cost"]
@@ -154,14 +158,21 @@ def _fit_or_load(cls, name, config: RunConfig, train, seed, gdir: Path, device, 
 
 
 def _sample_or_load(gen: Generator, reference: RadioImages, train, seed, gdir: Path, config: RunConfig, summary, label):
-    path = gdir / "samples.npz"
+    path, info_path = gdir / "samples.npz", gdir / "samples.json"
+    sampling = _jsonable(gen.sampling_config())
     if path.exists():
-        summary.reused.append(f"{label}:samples")
-        return RadioImages.load(path)
+        drawn_with = read_json(info_path).get("sampling", {}) if info_path.exists() else {}
+        if drawn_with == sampling:
+            summary.reused.append(f"{label}:samples")
+            return RadioImages.load(path)
+        log.warning("%s: samples were drawn with %s, now %s: sampling again (metrics too)", label, drawn_with, sampling)
+        for old in (gdir / "metrics").glob("*.json"):
+            old.unlink()
     conditions = match_conditions(reference, train, gen.supports, np.random.default_rng([seed, 1]))
     log.info("%s: sampling %d images", label, conditions.n)
     generated = gen.sample(conditions, seed=seed, batch_size=config.batch_size, progress=config.progress)
     generated.save(path)
+    write_json(info_path, {"sampling": sampling, "zero_level": gen.zero_level(), "n": len(generated), "seed": seed})
     fit_path = gdir / "checkpoint" / "fit.json"
     info = read_json(fit_path)
     info["cost"]["sample_seconds_per_image"] = gen.cost().sample_seconds_per_image

@@ -77,7 +77,7 @@ def test_pggan_schedule_and_fade_in():
         assert torch.allclose(G(z, None, level, 0.0), old, atol=1e-5)
         assert G(z, None, level, 1.0).shape[-1] == 5 * 2**level
         x = torch.randn(4, 1, 5 * 2**level, 5 * 2**level)
-        assert torch.allclose(D(x, None, level, 0.0), D(F.avg_pool2d(x, 2), None, level - 1, 1.0), atol=1e-5)
+        assert torch.allclose(D(x, level, 0.0)[0], D(F.avg_pool2d(x, 2), level - 1, 1.0)[0], atol=1e-5)
 
 
 @pytest.mark.parametrize("cls", GANS)
@@ -195,13 +195,12 @@ def test_dcgan_conditional_samples_respect_the_class():
 
 def test_pggan_conditioning_reaches_generator_and_critic():
     """Wiring only (training PG-GAN to class fidelity takes minutes): the class changes the image for a
-    fixed z, and the critic's projection term depends on the class."""
+    fixed z, the critic's auxiliary classifier gives class logits, and its loss is logged."""
     g = PGGAN(preset="smoke", steps=2, progress=False)
     g.fit(toy(), seed=0)
     cond0 = Conditions(n=3, labels=np.zeros(3, np.int64), class_names=("a", "b"))
     cond1 = Conditions(n=3, labels=np.ones(3, np.int64), class_names=("a", "b"))
     assert not np.allclose(g.sample(cond0, seed=0).images, g.sample(cond1, seed=0).images)
-    D = g.nets["D"]
-    x = torch.randn(4, 1, 40, 40)
-    zeros, ones = torch.zeros(4, dtype=torch.long), torch.ones(4, dtype=torch.long)
-    assert not torch.allclose(D(x, zeros, 3, 1.0), D(x, ones, 3, 1.0))
+    score, logits = g.nets["D"](torch.randn(4, 1, 40, 40), 3, 1.0)
+    assert score.shape == (4,) and logits.shape == (4, 2)
+    assert {"ac_real", "ac_fake"} <= set(g.losses[-1])

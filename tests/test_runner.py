@@ -7,6 +7,7 @@ import pytest
 
 from radiobench import Conditions, Dataset, Generator, InputError, Metric, MetricResult, RadioImages, SurveyInfo
 from radiobench.checkpoint import load_config, save_config
+from radiobench.interfaces import SURVEY_THRESHOLD, survey_threshold
 from radiobench.registry import PluginEntry, registry
 from radiobench.runner import RunConfig, run
 
@@ -33,6 +34,7 @@ class Counting(Generator):
     name = "counting"
     description = "test generator"
     supports = frozenset({"class"})
+    sampling_options = frozenset({"zero_below"})
     fits = 0
 
     def fit(self, train, *, seed, workdir=None):
@@ -114,6 +116,35 @@ def test_interrupted_run_resumes_without_redoing_finished_work(plugins, tmp_path
     summary = run(cfg)
     assert Counting.fits == 2 and not summary.done and "counting/seed-1:fit" in summary.reused
     assert not list(tmp_path.rglob("*.tmp")), "no temporary files left behind"
+
+
+def test_a_sampling_option_resamples_without_retraining(plugins, tmp_path):
+    cfg = RunConfig(generators=["counting"], dataset="blobs", out=tmp_path, metrics=["mean_w1"], progress=False,
+                    reference=False)
+    run(cfg)
+    row = tmp_path / "counting" / "seed-0"
+    before = RadioImages.load(row / "samples.npz").images
+    assert ((before > 0) & (before < 0.3)).any()
+    cfg.generator_options = {"counting": {"zero_below": 0.3}}
+    summary = run(cfg)
+    assert Counting.fits == 1 and "counting/seed-0:fit" in summary.reused
+    assert {"counting/seed-0:samples", "counting/seed-0:mean_w1"} <= set(summary.done)
+    after = RadioImages.load(row / "samples.npz").images
+    np.testing.assert_array_equal(after, np.where(before < 0.3, 0, before))
+    assert json.loads((row / "samples.json").read_text())["zero_level"] == 0.3
+    assert "counting/seed-0:samples" in run(cfg).reused
+    cfg.generator_options = {"counting": {"zero_below": 0.3, "width": 2}}  # a training option re-trains
+    run(cfg)
+    assert Counting.fits == 2
+
+
+def test_survey_threshold_applies_to_thresholded_training_sets():
+    assert survey_threshold("auto", {"zero_fraction": 0.95}) == SURVEY_THRESHOLD
+    assert survey_threshold("auto", {"zero_fraction": 0.1}) == 0.0  # noisy, un-thresholded images
+    assert survey_threshold(0.05, {}) == 0.05 and survey_threshold(None, {}) == 0.0
+    for bad in (1.5, -0.1, "high"):
+        with pytest.raises(InputError, match="zero_below"):
+            survey_threshold(bad, {})
 
 
 def test_crashing_plugins_are_recorded_and_the_rest_survive(plugins, tmp_path):

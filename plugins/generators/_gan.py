@@ -43,7 +43,7 @@ __all__ = [
 # options every TorchGenerator understands (each plugin's presets give them values)
 COMMON_OPTIONS = (
     "steps", "epochs", "batch_size", "lr", "max_minutes", "checkpoint_every", "mixed_precision", "conditional",
-    "augment", "progress",
+    "augment", "progress", "zero_below",
 )
 
 
@@ -85,6 +85,7 @@ class TorchGenerator(Generator):
 
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {}
     supports = frozenset({"class"})
+    sampling_options = frozenset({"zero_below"})
     data_range: ClassVar[tuple[float, float]] = (0.0, 1.0)  # training pixels: [0,1] or [-1,1]
 
     def __init__(self, preset: str = "smoke", device: str | None = None, **options: Any):
@@ -244,7 +245,9 @@ class TorchGenerator(Generator):
         if cfg.get("generator") != self.name:
             raise InputError(f"{directory} holds a {cfg.get('generator')!r} generator, not {self.name!r}")
         self.preset = get_preset(cfg.get("preset", self.preset.name))
-        self.opt = dict(cfg["options"])
+        sampling = {k: v for k, v in self.options.items() if k in self.sampling_options}  # constructor overrides
+        defaults = resolve_options(self.name, self.PRESETS, self.preset.name, {})  # for options added later
+        self.opt = {**defaults, **cfg["options"], **sampling}
         self.train_info = dict(cfg["train_info"])
         cost = dict(cfg.get("cost", {}), device=str(self.device))
         self._cost = GeneratorCost(**{k: v for k, v in cost.items() if k in GeneratorCost.__dataclass_fields__})

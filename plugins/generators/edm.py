@@ -123,6 +123,7 @@ def augment(y: torch.Tensor, generator: torch.Generator | None = None) -> torch.
 _COMMON: dict[str, Any] = dict(
     sigma_data=0.5, p_mean=-2.5, p_std=1.8, context_dropout=0.1,  # Table 4
     num_steps=25, sigma_min=2e-3, sigma_max=80.0, rho=7.0, omega=None, sample_precision="fp32",  # Sect. 4.3
+    zero_below=0.0,
     augment=True, use_labels=True, use_flux=True, class_balance="none", num_blocks=2,
     lr_warmup=0, checkpoint_every=200, max_minutes=None, progress=True,
 )
@@ -134,14 +135,14 @@ PRESET_OPTIONS: dict[str, dict[str, Any]] = {
     # faster and moves pixels by 1.6e-4 on average; max_minutes is only a safety stop on a loaded machine
     "cpu": dict(channels=(32, 64, 128), attn_levels=(2,), dropout=0.0, steps=1200, batch_size=32,
                 lr=1e-3, lr_warmup=100, ema=0.999, mixed_precision="bf16", sample_precision="bf16",
-                max_minutes=40.0),
+                max_minutes=40.0, zero_below="auto"),
     # Table 4, FIRST column (LoTSS-like flux data: batch 256, 1e5 iterations, EMA 0.9999); dropout 0.1
     "paper": dict(channels=(128, 256, 256), attn_levels=(1, 2), dropout=0.1, steps=None, batch_size=None,
                   lr=2e-5, ema=None, mixed_precision="bf16", class_balance="undersample", checkpoint_every=1000),
 }
 _PAPER_FIRST = dict(steps=40_000, batch_size=128, ema=0.0)
 _PAPER_LOFAR = dict(steps=100_000, batch_size=256, ema=0.9999)
-_SAMPLING = ("num_steps", "omega", "sigma_min", "sigma_max", "rho", "sample_precision")
+_SAMPLING = ("num_steps", "omega", "sigma_min", "sigma_max", "rho", "sample_precision", "zero_below")
 _ARCH = ("channels", "num_blocks", "attn_levels", "dropout", "sigma_data")
 
 
@@ -154,8 +155,10 @@ class EDM(Generator):
     ("bf16"/"no"), p_mean, p_std, sigma_data, context_dropout, augment, class_balance
     ("none"/"undersample"), use_labels, use_flux, checkpoint_every, max_minutes (training);
     num_steps, omega, sigma_min, sigma_max, rho, sample_precision ("fp32"/"bf16": autocast of the
-    network while sampling; the solver itself runs in float64) (sampling). ``omega=None`` means the paper's
-    values: 0.75 for a class-conditional model (Sect. 6.3), 0.1 for a flux-only one (Sect. 6.1).
+    network while sampling; the solver itself runs in float64), zero_below (pixels below it set to 0;
+    "auto": the survey threshold on thresholded data, see ``survey_threshold``) (sampling).
+    ``omega=None`` means the paper's values: 0.75 for a class-conditional model (Sect. 6.3), 0.1 for
+    a flux-only one (Sect. 6.1).
 
     A model is conditioned on what its training set carried (labels, peak flux). Sampling with a
     condition it was not trained on raises InputError; a condition it was trained on but that the
@@ -166,6 +169,7 @@ class EDM(Generator):
     name = "edm"
     description = "EDM diffusion (paper 000): Heun sampler, classifier-free guidance on class / peak flux"
     supports = frozenset({"class", "flux"})
+    sampling_options = frozenset(_SAMPLING)
 
     def __init__(self, preset: str = "smoke", device: str | None = None, **options: Any):
         super().__init__(preset, device, **options)
@@ -185,7 +189,7 @@ class EDM(Generator):
         return 0 if self.denoiser is None else sum(p.numel() for p in self.denoiser.parameters())
 
     def configure_sampling(self, **options: Any) -> None:
-        """Change sampling options (num_steps, omega, sigma_min, sigma_max, rho, sample_precision)."""
+        """Change sampling options (num_steps, omega, sigma_min, sigma_max, rho, sample_precision, zero_below)."""
         bad = sorted(set(options) - set(_SAMPLING))
         if bad:
             raise InputError(f"{bad} are not sampling options; choose from {_SAMPLING}")
@@ -339,7 +343,8 @@ class EDM(Generator):
     def load(self, directory: Path) -> None:
         cfg = load_config(Path(directory))
         sampling = {k: v for k, v in self.options.items() if k in _SAMPLING}  # constructor overrides
-        self.hp = {**_COMMON, **cfg["hp"], **sampling}  # options added later take their defaults
+        defaults = {**_COMMON, **PRESET_OPTIONS[cfg.get("preset", self.preset.name)]}  # for options added later
+        self.hp = {**defaults, **cfg["hp"], **sampling}
         self.train_info = cfg["train_info"]
         for k in ("train_seconds", "train_steps"):
             setattr(self._cost, k, cfg.get("cost", {}).get(k, 0))
