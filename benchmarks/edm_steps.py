@@ -60,6 +60,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--batch-size", type=int, default=50)
     ap.add_argument("--sample-precision", choices=("fp32", "bf16"), default="fp32",
                     help="autocast of the network while sampling (the Heun solver runs in float64)")
+    ap.add_argument("--zero-below", default=None,
+                    help="survey threshold on samples: a level, or 'auto' (default: the model's own setting)")
     ap.add_argument("--fit-minutes", type=float, default=None,
                     help="if --model does not exist, train a cpu-preset EDM for this long and save it there")
     args = ap.parse_args(argv)
@@ -80,10 +82,13 @@ def main(argv: list[str] | None = None) -> None:
         gen.save(args.model)
     gen.load(args.model)
     gen.configure_sampling(sample_precision=args.sample_precision)
+    if args.zero_below is not None:
+        gen.configure_sampling(zero_below=args.zero_below if args.zero_below == "auto" else float(args.zero_below))
     cond = match_conditions(real, train, gen.supports, np.random.default_rng(args.seed))
     print(f"model {args.model}: {gen.num_parameters() / 1e6:.2f}M parameters, trained {gen.cost().train_steps} steps "
           f"({gen.cost().train_seconds / 60:.1f} min); {args.dataset} {args.resolution}px, {len(real)} reference "
-          f"images; default omega {gen.omega()}; threads {args.threads}; network {args.sample_precision}")
+          f"images; default omega {gen.omega()}; threads {args.threads}; network {args.sample_precision}; "
+          f"pixels below {gen.zero_level():g} set to 0")
 
     metrics = [registry.metric(m)() for m in args.metrics.split(",") if m]
     context = MetricContext(dataset=args.dataset, dataset_fingerprint=dataset.fingerprint() if metrics else "",
