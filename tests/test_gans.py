@@ -11,6 +11,7 @@ import torch.nn.functional as F
 
 from radiobench.types import Conditions, InputError, RadioImages, SurveyInfo
 from radiobench_plugins.generators._gan import EqConv2d, MinibatchStd, grid_for, pixel_norm
+from radiobench_plugins.generators.cvae import CVAE
 from radiobench_plugins.generators.dcgan import DCGAN, DCDiscriminator, DCGenerator
 from radiobench_plugins.generators.pggan import PGGAN, PGDiscriminator, PGGenerator, schedule
 
@@ -128,8 +129,10 @@ def test_samples_range_seeds_and_save_load(cls, tmp_path):
         cls(preset="smoke", lrate=1)
 
 
-@pytest.mark.parametrize("cls", GANS)
+@pytest.mark.parametrize("cls", [*GANS, CVAE])
 def test_resume_continues_at_saved_step(cls, tmp_path):
+    """Every TorchGenerator: an interrupted fit resumes at its last checkpoint and ends where an uninterrupted
+    one does; a wall-clock budget stops it and a later fit resumes from there."""
     data = toy(size=20)
     a = cls(preset="smoke", steps=6, checkpoint_every=2, progress=False)
     original = a.train_step
@@ -154,6 +157,9 @@ def test_resume_continues_at_saved_step(cls, tmp_path):
     stop = cls(preset="smoke", steps=10_000, max_minutes=1e-9, progress=False)
     stop.fit(data, seed=0, workdir=tmp_path / "budget")
     assert stop.train_info["stopped_early"] and stop.train_info["steps_done"] == 1
+    again = cls(preset="smoke", steps=3, progress=False)
+    again.fit(data, seed=0, workdir=tmp_path / "budget")
+    assert again.train_info["start_step"] == 1 and again.train_info["steps_done"] == 3
 
 
 def two_class_synthetic(resolution: int) -> tuple[RadioImages, RadioImages]:
