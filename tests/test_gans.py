@@ -210,3 +210,26 @@ def test_pggan_conditioning_reaches_generator_and_critic():
     score, logits = g.nets["D"](torch.randn(4, 1, 40, 40), 3, 1.0)
     assert score.shape == (4,) and logits.shape == (4, 2)
     assert {"ac_real", "ac_fake"} <= set(g.losses[-1])
+
+
+def test_survey_threshold_on_samples_of_a_thresholded_training_set():
+    """``zero_below="auto"`` means SURVEY_THRESHOLD only when most training pixels are exactly 0; a level
+    zeroes the sampled pixels below it and leaves the rest as drawn."""
+    from radiobench.interfaces import SURVEY_THRESHOLD
+
+    noisy = toy(size=20)
+    thresholded = RadioImages(images=np.where(noisy.images < 0.05, 0, noisy.images), survey=noisy.survey,
+                              labels=noisy.labels, class_names=noisy.class_names)
+    for data, level in ((thresholded, SURVEY_THRESHOLD), (noisy, 0.0)):
+        g = DCGAN(preset="smoke", steps=2, zero_below="auto", progress=False)
+        g.fit(data, seed=0)
+        assert g.zero_level() == level
+    cond = Conditions(n=8, labels=np.arange(8) % 2, class_names=("a", "b"))
+    raw = DCGAN(preset="smoke", steps=2, progress=False)
+    raw.fit(thresholded, seed=0)
+    y = raw.sample(cond, seed=0).images  # an untrained generator: pixels around 0.5
+    cut = DCGAN(preset="smoke", steps=2, zero_below=0.5, progress=False)
+    cut.fit(thresholded, seed=0)
+    x = cut.sample(cond, seed=0).images
+    assert np.any((y > 0) & (y < 0.5)) and not np.any((x > 0) & (x < 0.5))
+    np.testing.assert_array_equal(x, np.where(y < 0.5, 0, y))
