@@ -78,7 +78,7 @@ def test_pggan_schedule_and_fade_in():
         assert torch.allclose(G(z, None, level, 0.0), old, atol=1e-5)
         assert G(z, None, level, 1.0).shape[-1] == 5 * 2**level
         x = torch.randn(4, 1, 5 * 2**level, 5 * 2**level)
-        assert torch.allclose(D(x, level, 0.0)[0], D(F.avg_pool2d(x, 2), level - 1, 1.0)[0], atol=1e-5)
+        assert torch.allclose(D(x, None, level, 0.0)[0], D(F.avg_pool2d(x, 2), None, level - 1, 1.0)[0], atol=1e-5)
 
 
 @pytest.mark.parametrize("cls", GANS)
@@ -201,15 +201,21 @@ def test_dcgan_conditional_samples_respect_the_class():
 
 def test_pggan_conditioning_reaches_generator_and_critic():
     """Wiring only (training PG-GAN to class fidelity takes minutes): the class changes the image for a
-    fixed z, the critic's auxiliary classifier gives class logits, and its loss is logged."""
+    fixed z; the projection critic's value depends on the class; the auxiliary critic gives class logits
+    and its losses are logged."""
     g = PGGAN(preset="smoke", steps=2, progress=False)
     g.fit(toy(), seed=0)
     cond0 = Conditions(n=3, labels=np.zeros(3, np.int64), class_names=("a", "b"))
     cond1 = Conditions(n=3, labels=np.ones(3, np.int64), class_names=("a", "b"))
     assert not np.allclose(g.sample(cond0, seed=0).images, g.sample(cond1, seed=0).images)
-    score, logits = g.nets["D"](torch.randn(4, 1, 40, 40), 3, 1.0)
+    x = torch.randn(4, 1, 40, 40)
+    zeros, ones = torch.zeros(4, dtype=torch.long), torch.ones(4, dtype=torch.long)
+    assert not torch.allclose(g.nets["D"](x, zeros, 3, 1.0)[0], g.nets["D"](x, ones, 3, 1.0)[0])  # projection
+    ac = PGGAN(preset="smoke", steps=2, critic="auxiliary", progress=False)
+    ac.fit(toy(), seed=0)
+    score, logits = ac.nets["D"](x, None, 3, 1.0)
     assert score.shape == (4,) and logits.shape == (4, 2)
-    assert {"ac_real", "ac_fake"} <= set(g.losses[-1])
+    assert {"ac_real", "ac_fake"} <= set(ac.losses[-1])
 
 
 def test_survey_threshold_on_samples_of_a_thresholded_training_set():
