@@ -6,7 +6,7 @@ Run directory::
 
     manifest.json                         config, preset, seeds, versions, git commit, dataset fingerprint
     reference/seed-S/metrics/M.json       real-vs-real row (validation split, or a train draw, vs reference split)
-    G/seed-S/train/                       resumable training state and losses.csv
+    G/seed-S/train/                       resumable training state, losses.csv, training_config.json
     G/seed-S/checkpoint/                  weights.safetensors + config.json + fit.json (cost)
     G/seed-S/samples.npz                  the generated set (with its conditions)
     G/seed-S/samples.json                 the sampling options it was drawn with (others re-sample, not re-train)
@@ -147,7 +147,7 @@ def _fit_or_load(cls, name, config: RunConfig, train, seed, gdir: Path, device, 
         log.warning("%s: checkpoint was made with another configuration; training again", label)
     log.info("%s: training (preset %s)", label, config.preset)
     t0 = time.perf_counter()
-    gen.fit(train, seed=seed, workdir=gdir / "train")
+    gen.fit(train, seed=seed, workdir=_training_workdir(gdir, _jsonable(gen.training_config()), label))
     cost = gen.cost()
     if not cost.train_seconds:
         cost.train_seconds = time.perf_counter() - t0
@@ -155,6 +155,21 @@ def _fit_or_load(cls, name, config: RunConfig, train, seed, gdir: Path, device, 
     write_json(ckpt / "fit.json", {"config": _jsonable(gen.config()), "cost": cost.to_dict(), "seed": seed})
     summary.done.append(f"{label}:fit")
     return gen, cost.to_dict()
+
+
+def _training_workdir(gdir: Path, training_config: dict[str, Any], label: str) -> Path:
+    """``gdir/train``, where an interrupted fit resumes; a training state left by another configuration
+    is moved to ``train-previous`` instead of being resumed."""
+    import shutil
+
+    workdir, stamp = gdir / "train", gdir / "train" / "training_config.json"
+    if stamp.exists() and read_json(stamp) != training_config:
+        log.warning("%s: %s holds a training state of another configuration; moved to train-previous", label, workdir)
+        shutil.rmtree(gdir / "train-previous", ignore_errors=True)
+        workdir.rename(gdir / "train-previous")
+    workdir.mkdir(parents=True, exist_ok=True)
+    write_json(stamp, training_config)
+    return workdir
 
 
 def _sample_or_load(gen: Generator, reference: RadioImages, train, seed, gdir: Path, config: RunConfig, summary, label):

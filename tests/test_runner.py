@@ -133,9 +133,12 @@ def test_a_sampling_option_resamples_without_retraining(plugins, tmp_path):
     np.testing.assert_array_equal(after, np.where(before < 0.3, 0, before))
     assert json.loads((row / "samples.json").read_text())["zero_level"] == 0.3
     assert "counting/seed-0:samples" in run(cfg).reused
+    (row / "train" / "train_state.pt").write_bytes(b"state of the first configuration")
     cfg.generator_options = {"counting": {"zero_below": 0.3, "width": 2}}  # a training option re-trains
     run(cfg)
     assert Counting.fits == 2
+    assert (row / "train-previous" / "train_state.pt").exists()  # moved aside, not resumed
+    assert not (row / "train" / "train_state.pt").exists()
 
 
 def test_survey_threshold_applies_to_thresholded_training_sets():
