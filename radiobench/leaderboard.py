@@ -28,6 +28,7 @@ __all__ = ["Cell", "Table", "collect", "render", "publish", "FORMATS"]
 
 FORMATS = ("md", "csv", "tex", "html")
 REFERENCE_LABEL = "real ({} vs {})"
+FLOOR_ROW = "pixel_floor"  # the structure-free reference that a generator must beat on structure metrics
 
 
 @dataclass
@@ -41,6 +42,7 @@ class Cell:
     fingerprints: tuple[tuple[str, str], ...] = ()
     best: bool = False
     incomparable: bool = False
+    beats_floor: bool = False  # a generator's value is better than the pixel floor's (point values)
 
     def text(self, digits: int = 3, tex: bool = False) -> str:
         if self.status != "ok" or not math.isfinite(self.value):
@@ -52,6 +54,8 @@ class Cell:
             s = f"{_fmt(self.value, digits)} [{_fmt(self.low, 2)}, {_fmt(self.high, 2)}]"
         else:
             s = _fmt(self.value, digits)
+        if self.beats_floor:
+            s += "$^{+}$" if tex else "⁺"
         return s + ("†" if self.incomparable and not tex else (r"$^\dagger$" if self.incomparable else ""))
 
 
@@ -190,6 +194,9 @@ def _mark(table: Table) -> None:
         if pool:
             best = max(pool, key=lambda rc: sign * rc[1].value)
             best[1].best = True
+        floor = next((c for r, c in contenders if r.name == FLOOR_ROW), None)
+        for _, c in pool:
+            c.beats_floor = floor is not None and sign * c.value > sign * floor.value
 
 
 # -- rendering -------------------------------------------------------------------------------------
@@ -219,7 +226,8 @@ def _cost_text(row: Row) -> list[str]:
 
 COST_HEADERS = ["params", "train min", "s/img"]
 LEGEND = ("Cells: mean ± 95% CI over seeds (Student t); with one seed, the 95% bootstrap interval [low, high]. "
-          "Bold: best non-reference generator. Reference rows (real data, replay, pixel floor) show what a "
+          "Bold: best non-reference generator; ⁺: better than the pixel floor's value (compare the intervals "
+          "before calling it a difference). Reference rows (real data, replay, pixel floor) show what a "
           "perfect generator, a memorising one and a structure-free one score.")
 
 
@@ -248,7 +256,7 @@ def _csv(tables: list[Table]) -> str:
     buf = io.StringIO()
     w = csv.writer(buf)
     w.writerow(["dataset", "preset", "dataset_fingerprint", "generator", "reference_row", "metric", "direction",
-                "value", "ci_low", "ci_high", "n_seeds", "status", "best", "comparable",
+                "value", "ci_low", "ci_high", "n_seeds", "status", "best", "comparable", "beats_pixel_floor",
                 "parameters", "train_minutes", "sample_seconds_per_image"])
     for t in tables:
         for r in t.rows:
@@ -256,7 +264,7 @@ def _csv(tables: list[Table]) -> str:
                 c = r.cells.get(m, Cell())
                 w.writerow([t.dataset, t.preset, t.dataset_fingerprint, r.name, r.reference, m,
                             t.directions.get(m, ""), _num(c.value), _num(c.low), _num(c.high), c.n_seeds, c.status,
-                            c.best, not c.incomparable, r.cost.get("parameters", ""), r.cost.get("train_min", ""),
+                            c.best, not c.incomparable, c.beats_floor, r.cost.get("parameters", ""), r.cost.get("train_min", ""),
                             r.cost.get("sample_s_per_img", "")])
     return buf.getvalue()
 
@@ -274,7 +282,7 @@ def _latex(tables: list[Table]) -> str:
     for t in tables:
         cols = "ll" + "c" * len(t.metrics) + "rrr"
         out.write("\\begin{table}\n\\centering\n\\small\n")
-        out.write(f"\\caption{{{_tex_escape(_title(t))}. {_tex_escape(LEGEND)}}}\n")
+        out.write(f"\\caption{{{_tex_escape(_title(t))}. {_tex_escape(LEGEND).replace('⁺', '$^{+}$')}}}\n")
         out.write(f"\\begin{{tabular}}{{{cols}}}\n\\toprule\n")
         arrows = {m: r"$\downarrow$" if t.directions.get(m, "lower") == "lower" else r"$\uparrow$" for m in t.metrics}
         heads = ["generator", "seeds"] + [f"{_tex_escape(m)} {arrows[m]}" for m in t.metrics] + COST_HEADERS

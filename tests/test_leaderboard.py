@@ -85,3 +85,22 @@ def test_published_results_rebuild_the_same_table(first_run, tmp_path):
     assert main(["publish", str(first_run), "--to", str(tmp_path / "pub")]) == 0
     assert not list((tmp_path / "pub").rglob("*.npz")) and not list((tmp_path / "pub").rglob("*.safetensors"))
     assert render(collect([tmp_path / "pub"]), "csv") == render(collect([first_run]), "csv")
+
+
+def test_cells_better_than_the_pixel_floor_are_marked():
+    from radiobench.leaderboard import Cell, Row, Table, _mark
+
+    def row(name, reference, fid, ramis):
+        cells = {"fid": Cell(fid, fid - 1, fid + 1, 3, "ok"), "ramis": Cell(ramis, ramis - 0.1, ramis + 0.1, 3, "ok")}
+        return Row(name, reference, cells)
+
+    rows = [row("pixel_floor", True, 80.0, 1.65), row("replay", True, 30.0, 2.1), row("gan", False, 60.0, 1.5),
+            row("vae", False, 90.0, 1.7)]
+    table = Table("first", "cpu", "fp", 200, ["fid", "ramis"], {"fid": "lower", "ramis": "higher"}, rows, ["r"])
+    _mark(table)
+    marks = {(r.name, m): r.cells[m].beats_floor for r in rows for m in ("fid", "ramis")}
+    assert marks == {("pixel_floor", "fid"): False, ("pixel_floor", "ramis"): False, ("replay", "fid"): False,
+                     ("replay", "ramis"): False, ("gan", "fid"): True, ("gan", "ramis"): False,
+                     ("vae", "fid"): False, ("vae", "ramis"): True}
+    md = render([table], "md")
+    assert "60.0 ± 1.0⁺" in md and "90.0 ± 1.0 |" in md and "$^{+}$" in render([table], "tex")
