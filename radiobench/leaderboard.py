@@ -105,14 +105,24 @@ def collect(run_dirs: Iterable[str | Path]) -> list[Table]:
         for row_dir in sorted(p for p in run.iterdir() if p.is_dir()):
             for seed_dir in sorted(row_dir.glob("seed-*")):
                 seed = int(seed_dir.name.split("-", 1)[1])
-                for mfile in sorted((seed_dir / "metrics").glob("*.json")):
-                    g["records"][row_dir.name].append((seed, read_json(mfile)))
+                recs = [read_json(m) for m in sorted((seed_dir / "metrics").glob("*.json"))]
+                row_key = (row_dir.name, _configuration(recs))
+                g["records"][row_key].extend((seed, r) for r in recs)
                 fit = seed_dir / "checkpoint" / "fit.json"
                 if fit.exists():
-                    g["costs"][row_dir.name].append(read_json(fit)["cost"])
+                    g["costs"][row_key].append(read_json(fit)["cost"])
                 elif (seed_dir / "error.json").exists():
-                    g["records"][row_dir.name].append((seed, {"metric": None, "status": "error"}))
+                    g["records"][row_key].append((seed, {"metric": None, "status": "error"}))
     return [_build_table(key, g) for key, g in sorted(groups.items())]
+
+
+def _configuration(records: list[dict[str, Any]]) -> str:
+    """Short hash of the generator configuration a seed's metrics were computed for ('' for real data)."""
+    from .store import stable_hash
+
+    configs = sorted(stable_hash(r["provenance"]["generator_config"], 8) for r in records
+                     if (r.get("provenance") or {}).get("generator_config") is not None)
+    return configs[0] if configs else ""
 
 
 def _is_reference_generator(name: str) -> bool:
@@ -131,8 +141,15 @@ def _build_table(key: tuple[str, str, str], g: dict[str, Any]) -> Table:
     metrics: list[str] = []
     directions: dict[str, str] = {}
     rows: list[Row] = []
-    for name, records in g["records"].items():
-        row = Row(name=g["ref_label"] if name == REFERENCE_ROW else name, reference=_is_reference_generator(name))
+    notes: list[str] = []
+    variants = Counter(name for name, _ in g["records"])
+    for name, n in sorted(variants.items()):
+        if n > 1:  # never average seeds of different configurations into one row
+            notes.append(f"{name}: {n} configurations in these runs, one row each (by the hash of the "
+                         "generator_config recorded in every metric file)")
+    for (name, config), records in g["records"].items():
+        label = g["ref_label"] if name == REFERENCE_ROW else name if variants[name] == 1 else f"{name} [{config}]"
+        row = Row(name=label, reference=_is_reference_generator(name))
         by_metric: dict[str, list[tuple[int, dict]]] = defaultdict(list)
         for seed, rec in records:
             row.seeds.add(seed)
@@ -145,7 +162,7 @@ def _build_table(key: tuple[str, str, str], g: dict[str, Any]) -> Table:
             for _, rec in recs:
                 if rec.get("status") == "ok":
                     directions[m] = rec["result"]["direction"]
-        costs = g["costs"].get(name, [])
+        costs = g["costs"].get((name, config), [])
         if costs:
             row.cost = {
                 "parameters": float(np.mean([c.get("parameters") or 0 for c in costs])),
@@ -154,7 +171,7 @@ def _build_table(key: tuple[str, str, str], g: dict[str, Any]) -> Table:
             }
         rows.append(row)
     rows.sort(key=lambda r: (r.name != g["ref_label"], r.reference is False, r.name))
-    table = Table(dataset, preset, fp, g["n_reference"], sorted(metrics), directions, rows, g["runs"])
+    table = Table(dataset, preset, fp, g["n_reference"], sorted(metrics), directions, rows, g["runs"], notes)
     _mark(table)
     return table
 

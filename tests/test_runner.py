@@ -192,3 +192,19 @@ def test_samples_do_not_depend_on_batch_size(plugins):
     assert np.array_equal(a, b)
     with pytest.raises(InputError, match="cannot be conditioned on \\['flux'\\]"):
         gen.sample(Conditions(n=2, peak_flux=np.ones(2)), seed=0)
+
+
+def test_leaderboard_keeps_configurations_apart(plugins, tmp_path):
+    from radiobench.leaderboard import collect
+
+    def one(out, seeds, **options):
+        run(RunConfig(generators=["counting"], dataset="blobs", out=tmp_path / out, seeds=seeds, metrics=["mean_w1"],
+                      progress=False, reference=False, generator_options={"counting": options}))
+        return tmp_path / out
+
+    same = collect([one("a", [0], width=1), one("b", [1], width=1)])[0]
+    assert [(r.name, sorted(r.seeds)) for r in same.rows] == [("counting", [0, 1])] and not same.notes
+    (mixed,) = collect([tmp_path / "a", one("c", [2], width=2)])
+    names = sorted(r.name for r in mixed.rows)
+    assert len(names) == 2 and all(n.startswith("counting [") for n in names)
+    assert mixed.notes and "2 configurations" in mixed.notes[0]
