@@ -148,9 +148,11 @@ class Generator(Plugin, ABC):
     def num_parameters(self) -> int:
         return 0
 
-    def training_config(self) -> dict[str, Any]:
-        """``config()`` without the sampling options: what a trained checkpoint must agree with."""
-        return {k: v for k, v in self.config().items() if k not in self.sampling_options}
+    def training_config(self, config: dict[str, Any] | None = None) -> dict[str, Any]:
+        """``config`` (default ``config()``) without the sampling options: what a trained checkpoint must
+        agree with."""
+        return {k: v for k, v in (self.config() if config is None else config).items()
+                if k not in self.sampling_options}
 
     def sampling_config(self) -> dict[str, Any]:
         """The sampling options of ``config()``: what a drawn sample set must agree with."""

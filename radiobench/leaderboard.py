@@ -281,8 +281,8 @@ def _csv(tables: list[Table]) -> str:
                 c = r.cells.get(m, Cell())
                 w.writerow([t.dataset, t.preset, t.dataset_fingerprint, r.name, r.reference, m,
                             t.directions.get(m, ""), _num(c.value), _num(c.low), _num(c.high), c.n_seeds, c.status,
-                            c.best, not c.incomparable, c.beats_floor, r.cost.get("parameters", ""), r.cost.get("train_min", ""),
-                            r.cost.get("sample_s_per_img", "")])
+                            c.best, not c.incomparable, c.beats_floor, r.cost.get("parameters", ""),
+                            r.cost.get("train_min", ""), r.cost.get("sample_s_per_img", "")])
     return buf.getvalue()
 
 

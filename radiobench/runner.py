@@ -137,8 +137,7 @@ def _fit_or_load(cls, name, config: RunConfig, train, seed, gdir: Path, device, 
     ckpt = gdir / "checkpoint"
     if (ckpt / "fit.json").exists():
         fit_info = read_json(ckpt / "fit.json")
-        trained = {k: v for k, v in fit_info.get("config", {}).items() if k not in gen.sampling_options}
-        if trained == _jsonable(gen.training_config()):
+        if gen.training_config(fit_info.get("config", {})) == _jsonable(gen.training_config()):
             # sample with this run's sampling options (preset defaults included), not those stored at fit time
             gen = cls(preset=config.preset, device=device, **{**gen.sampling_config(), **opts})
             gen.load(ckpt)

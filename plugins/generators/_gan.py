@@ -50,8 +50,9 @@ COMMON_OPTIONS = (
 def resolve_options(
     name: str, presets: Mapping[str, Mapping[str, Any]], preset: str, options: Mapping[str, Any]
 ) -> dict[str, Any]:
-    """The preset's options updated by the caller's; unknown names are an InputError."""
-    base = dict(presets[preset])
+    """The preset's options (with the preset's ``zero_below``) updated by the caller's; unknown names are an
+    InputError."""
+    base = {"zero_below": get_preset(preset).zero_below, **presets[preset]}
     unknown = set(options) - set(base)
     if unknown:
         raise InputError(f"generator {name!r} has no option(s) {sorted(unknown)}; it knows {sorted(base)}")

@@ -89,7 +89,7 @@ def negative_elbo(
 _COMMON = dict(
     latent_dim=32, hidden=(4096, 2048, 1024, 512, 256), leaky_slope=0.001, dropout=0.2,
     likelihood="bernoulli", gaussian_sigma=0.1, kl_warmup=0, conditional=True, augment=True, mixed_precision="no",
-    progress=True, zero_below=0.0,
+    progress=True,
     lr=0.88e-3, epochs=None,
 )
 
@@ -118,7 +118,7 @@ class CVAE(TorchGenerator):
         # warms up over 600 steps; the Gaussian likelihood (σ = 0.1) rewards a better reconstruction ~4× more
         # per unit of squared error than the Bernoulli one on these near-empty images (benchmarks/README.md).
         "cpu": {**_COMMON, "batch_size": 128, "steps": 1200, "mixed_precision": "bf16", "max_minutes": 30.0,
-                "likelihood": "gaussian", "kl_warmup": 600, "checkpoint_every": 200, "zero_below": "auto"},
+                "likelihood": "gaussian", "kl_warmup": 600, "checkpoint_every": 200},
         # Table 2 / Table 4 (d = 32: initial lr 0.88e-3), 5000 epochs; batch size is not given in the paper
         "paper": {**_COMMON, "batch_size": 128, "steps": None, "epochs": 5000, "max_minutes": None,
                   "checkpoint_every": 2000},

@@ -84,7 +84,7 @@ def init_dcgan(m: nn.Module) -> None:
 
 
 _COMMON = dict(nz=100, lr=2e-4, beta1=0.5, conditional=True, augment=True, bn_batches=16, mixed_precision="no",
-               progress=True, zero_below=0.0, epochs=None)
+               progress=True, epochs=None)
 
 
 class DCGAN(TorchGenerator):
@@ -106,7 +106,7 @@ class DCGAN(TorchGenerator):
         # ngf = ndf = 32 at 40×40 (0.5M generator parameters): 0.195 s of CPU per step at batch 64 on one
         # thread → 3000 steps ≈ 10 min ≈ 110 FIRST epochs (max_minutes: a safety stop on a loaded machine)
         "cpu": {**_COMMON, "ngf": 32, "ndf": 32, "batch_size": 64, "steps": 3000, "max_minutes": 30.0,
-                "checkpoint_every": 250, "zero_below": "auto"},
+                "checkpoint_every": 250},
         # Radford et al.: batch 128, width 1024 at the coarsest generator layer (ngf = 128 with 4 doublings);
         # paper 001 gives no training length for its DCGAN baseline: 20k steps (~1450 FIRST epochs) chosen
         "paper": {**_COMMON, "ngf": 128, "ndf": 128, "batch_size": 128, "steps": 20000, "max_minutes": None,

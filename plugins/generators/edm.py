@@ -24,6 +24,7 @@ from torch import nn
 from radiobench.checkpoint import load_config, load_weights, save_config, save_weights
 from radiobench.conditioning import BoxCox
 from radiobench.interfaces import Generator
+from radiobench.presets import get_preset
 from radiobench.seeding import PerImageRandom
 from radiobench.training import EMA, TrainingRun, batch_indices
 from radiobench.types import Conditions, InputError, RadioImages
@@ -123,7 +124,6 @@ def augment(y: torch.Tensor, generator: torch.Generator | None = None) -> torch.
 _COMMON: dict[str, Any] = dict(
     sigma_data=0.5, p_mean=-2.5, p_std=1.8, context_dropout=0.1,  # Table 4
     num_steps=25, sigma_min=2e-3, sigma_max=80.0, rho=7.0, omega=None, sample_precision="fp32",  # Sect. 4.3
-    zero_below=0.0,
     augment=True, use_labels=True, use_flux=True, class_balance="none", num_blocks=2,
     lr_warmup=0, checkpoint_every=200, max_minutes=None, progress=True,
 )
@@ -135,7 +135,7 @@ PRESET_OPTIONS: dict[str, dict[str, Any]] = {
     # faster and moves pixels by 1.6e-4 on average; max_minutes is only a safety stop on a loaded machine
     "cpu": dict(channels=(32, 64, 128), attn_levels=(2,), dropout=0.0, steps=1200, batch_size=32,
                 lr=1e-3, lr_warmup=100, ema=0.999, mixed_precision="bf16", sample_precision="bf16",
-                max_minutes=40.0, zero_below="auto"),
+                max_minutes=40.0),
     # Table 4, FIRST column (LoTSS-like flux data: batch 256, 1e5 iterations, EMA 0.9999); dropout 0.1
     "paper": dict(channels=(128, 256, 256), attn_levels=(1, 2), dropout=0.1, steps=None, batch_size=None,
                   lr=2e-5, ema=None, mixed_precision="bf16", class_balance="undersample", checkpoint_every=1000),
@@ -144,6 +144,11 @@ _PAPER_FIRST = dict(steps=40_000, batch_size=128, ema=0.0)
 _PAPER_LOFAR = dict(steps=100_000, batch_size=256, ema=0.9999)
 _SAMPLING = ("num_steps", "omega", "sigma_min", "sigma_max", "rho", "sample_precision", "zero_below")
 _ARCH = ("channels", "num_blocks", "attn_levels", "dropout", "sigma_data")
+
+
+def _defaults(preset: str) -> dict[str, Any]:
+    """Every option's value at ``preset`` (zero_below: the preset's own)."""
+    return {**_COMMON, "zero_below": get_preset(preset).zero_below, **PRESET_OPTIONS[preset]}
 
 
 class EDM(Generator):
@@ -173,7 +178,7 @@ class EDM(Generator):
 
     def __init__(self, preset: str = "smoke", device: str | None = None, **options: Any):
         super().__init__(preset, device, **options)
-        base = {**_COMMON, **PRESET_OPTIONS[self.preset.name]}
+        base = _defaults(self.preset.name)
         unknown = sorted(set(options) - set(base))
         if unknown:
             raise InputError(f"unknown EDM options {unknown}; valid: {', '.join(sorted(base))}")
@@ -343,8 +348,7 @@ class EDM(Generator):
     def load(self, directory: Path) -> None:
         cfg = load_config(Path(directory))
         sampling = {k: v for k, v in self.options.items() if k in _SAMPLING}  # constructor overrides
-        defaults = {**_COMMON, **PRESET_OPTIONS[cfg.get("preset", self.preset.name)]}  # for options added later
-        self.hp = {**defaults, **cfg["hp"], **sampling}
+        self.hp = {**_defaults(cfg.get("preset", self.preset.name)), **cfg["hp"], **sampling}  # + options added later
         self.train_info = cfg["train_info"]
         for k in ("train_seconds", "train_steps"):
             setattr(self._cost, k, cfg.get("cost", {}).get(k, 0))

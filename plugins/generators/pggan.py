@@ -151,7 +151,7 @@ def real_at(x: torch.Tensor, level: int, levels: int, alpha: float) -> torch.Ten
 _COMMON = dict(
     nz=512, fmap_base=8192, fmap_max=512, lr=1e-3, beta1=0.0, beta2=0.99, gp_weight=10.0, drift=1e-3,
     mbstd_group=4, ema_decay=0.999, conditional=True, augment=True, mixed_precision="no", progress=True, epochs=None,
-    phase_images=None, zero_below=0.0, critic="projection", ac_weight=1.0, ac_weight_g=0.1,
+    phase_images=None, critic="projection", ac_weight=1.0, ac_weight_g=0.1,
 )
 
 
@@ -177,7 +177,7 @@ class PGGAN(TorchGenerator):
         # per step at levels 0-3 on one thread → 7 phases of 400 steps ≈ 11 min; generator EMA half-life
         # 34 steps (the paper's 0.999 at 16 images/step is ~1% of a phase; 0.999 would lag a 400-step phase)
         "cpu": {**_COMMON, "nz": 128, "fmap_base": 256, "fmap_max": 64, "batch_size": 16, "steps": 2800,
-                "ema_decay": 0.98, "max_minutes": 30.0, "checkpoint_every": 200, "zero_below": "auto"},
+                "ema_decay": 0.98, "max_minutes": 30.0, "checkpoint_every": 200},
         # Karras et al.: 800k images per phase, minibatch 16, 512 channels at ≤ 32², latent 512
         "paper": {**_COMMON, "batch_size": 16, "steps": None, "phase_images": 800_000, "max_minutes": None,
                   "checkpoint_every": 5000},
