@@ -6,7 +6,9 @@
 
 Each seed trains one classifier through the evaluator cache (RADIOBENCH_CACHE; a rerun reuses it) on the
 1758 training images and reports accuracy on the 200 test and 200 validation images (bootstrap 95% CI),
-then the mean over seeds with a Student-t interval. Needs the FIRST data (RADIOBENCH_FIRST_DIR or
+then the mean over seeds with a Student-t interval. The same classifier also labels a pixel-statistics floor
+set (each pixel copied from a random training image of the test image's class, as the `pixel_floor`
+generator draws): a referee that sees structure rates it far below the real images. Needs the FIRST data (RADIOBENCH_FIRST_DIR or
 `radiobench data fetch first`). Threads: --threads (default 1: the CPU is shared).
 """
 from __future__ import annotations
@@ -18,12 +20,13 @@ import time
 import numpy as np
 import torch
 
-from radiobench import MetricContext, get_preset
+from radiobench import Conditions, MetricContext, get_preset
 from radiobench.evaluators import get_evaluator
 from radiobench.evaluators.cache import KINDS
 from radiobench.evaluators.features import bootstrap_mean, predict_proba
 from radiobench.stats import seed_interval
 from radiobench_plugins.datasets.first import FirstDataset
+from radiobench_plugins.generators.pixel_floor import PixelFloor
 from radiobench_plugins.metrics.classifier_accuracy import confusion_matrix
 
 PAPER_TEST_ACCURACY = 0.815
@@ -36,6 +39,9 @@ def main() -> None:
     ap.add_argument("--config", default="cpu", choices=["smoke", "cpu", "paper"], help="classifier config (preset) to start from")
     ap.add_argument("--epochs", type=int, default=None, help="override the config's epochs")
     ap.add_argument("--augment", default=None, choices=["paper", "geometric"], help="override the augmentations")
+    ap.add_argument("--stem", default=None, choices=["imagenet", "small"], help="override the ResNet18 stem")
+    ap.add_argument("--width", type=float, default=None, help="override the ResNet18 width multiplier")
+    ap.add_argument("--lr-patience", type=int, default=None, help="override the plateau patience (epochs)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--json", default=None, help="write the results here")
@@ -47,8 +53,12 @@ def main() -> None:
     config = KINDS["classifier"].config(args.config)
     if args.epochs is not None:
         config["epochs"] = args.epochs
-    if args.augment is not None:
-        config["augment"] = args.augment
+    for key in ("augment", "stem", "width", "lr_patience"):
+        if getattr(args, key) is not None:
+            config[key] = getattr(args, key)
+    floor_gen = PixelFloor("cpu")
+    floor_gen.fit(train, seed=0)
+    floor = floor_gen.sample(Conditions(len(test), labels=test.labels, class_names=test.class_names), seed=0).images
     ctx = MetricContext("first", ds.fingerprint(), train, get_preset(args.config), device=args.device)
     rows = []
     for seed in [int(s) for s in args.seeds.split(",")]:
@@ -61,12 +71,15 @@ def main() -> None:
             lo, hi = bootstrap_mean(hit, 1000, np.random.default_rng(seed))
             row[name] = {"accuracy": float(hit.mean()), "ci": [lo, hi],
                          "confusion": confusion_matrix(split.labels, pred, len(split.class_names)).tolist()}
+        pred = predict_proba(ev.module, floor, device=args.device).argmax(1)
+        row["pixel_floor"] = {"accuracy": float((pred == test.labels).mean()),
+                              "confusion": confusion_matrix(test.labels, pred, len(test.class_names)).tolist()}
         rows.append(row)
         print(f"seed {seed}: test {row['test']['accuracy']:.3f} [{row['test']['ci'][0]:.3f}, {row['test']['ci'][1]:.3f}]"
-              f"  valid {row['valid']['accuracy']:.3f}  train {row['train_seconds']:.0f} s"
+              f"  valid {row['valid']['accuracy']:.3f}  pixel floor {row['pixel_floor']['accuracy']:.3f}  train {row['train_seconds']:.0f} s"
               f" (wall {time.perf_counter() - t0:.0f} s)  confusion(test, rows=true {'/'.join(test.class_names)}) "
               f"{row['test']['confusion']}", flush=True)
-    for name in ("test", "valid"):
+    for name in ("test", "valid", "pixel_floor"):
         m, lo, hi = seed_interval(np.array([r[name]["accuracy"] for r in rows]))
         sd = float(np.std([r[name]["accuracy"] for r in rows], ddof=1)) if len(rows) > 1 else float("nan")
         print(f"{name}: mean {m:.3f} over {len(rows)} seeds, sd {sd:.3f}, 95% t-interval [{lo:.3f}, {hi:.3f}]")

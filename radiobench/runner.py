@@ -199,9 +199,12 @@ def _sample_or_load(gen: Generator, reference: RadioImages, train, seed, gdir: P
 def _evaluate(rowdir: Path, generated, reference, supports, metric_classes, context, provenance, summary, label):
     for mname, mcls in metric_classes.items():
         path = rowdir / "metrics" / f"{mname}.json"
-        if path.exists() and read_json(path).get("status") in ("ok", "skipped"):
-            summary.reused.append(f"{label}:{mname}")
-            continue
+        if path.exists() and (old := read_json(path)).get("status") in ("ok", "skipped"):
+            stale = _stale_fingerprints(old, context)
+            if not stale:
+                summary.reused.append(f"{label}:{mname}")
+                continue
+            log.warning("%s: re-evaluating %s: %s changed since it was computed", label, mname, ", ".join(stale))
         record: dict[str, Any] = {"metric": mname, "provenance": provenance}
         try:
             metric: Metric = mcls()
@@ -221,6 +224,18 @@ def _evaluate(rowdir: Path, generated, reference, supports, metric_classes, cont
             record.update(status="error", error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc())
             summary.failed.append(f"{label}:{mname}")
         write_json(path, record)
+
+
+def _stale_fingerprints(record: dict[str, Any], context: MetricContext) -> list[str]:
+    """Names of the data / evaluator networks a stored result was computed with that this run would
+    replace (another dataset version, or a built-in evaluator whose training configuration changed)."""
+    from .evaluators.cache import KINDS, current_fingerprint
+
+    used = (record.get("result") or {}).get("fingerprints", {})
+    stale = [k for k, fp in used.items() if k in KINDS and fp != current_fingerprint(k, context)]
+    if "dataset" in used and used["dataset"] != context.dataset_fingerprint:
+        stale.append("dataset")
+    return stale
 
 
 def _reference_set(dataset: Dataset, train: RadioImages, reference: RadioImages) -> tuple[RadioImages, str]:

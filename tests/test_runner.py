@@ -7,6 +7,7 @@ import pytest
 
 from radiobench import Conditions, Dataset, Generator, InputError, Metric, MetricResult, RadioImages, SurveyInfo
 from radiobench.checkpoint import load_config, save_config
+from radiobench.evaluators.cache import KINDS, current_fingerprint
 from radiobench.interfaces import SURVEY_THRESHOLD, survey_threshold
 from radiobench.registry import PluginEntry, registry
 from radiobench.runner import RunConfig, run
@@ -88,14 +89,29 @@ class NeedsMasks(Metric):
         raise AssertionError("must be skipped")
 
 
+class ClassifierBased(Metric):
+    """Test metric that records the classifier fingerprint it would use (without training it)."""
+
+    name = "classifier_based"
+    description = "test metric depending on the classifier evaluator"
+    computed = 0
+
+    def compute(self, real, generated, context):
+        type(self).computed += 1
+        fp = current_fingerprint("classifier", context)
+        return MetricResult(self.name, 1.0, 0.5, 1.5, "higher", len(real), len(generated),
+                            fingerprints={"classifier": fp, "dataset": context.dataset_fingerprint})
+
+
 @pytest.fixture
 def plugins():
     added = [("datasets", Blobs), ("generators", Counting), ("metrics", Interrupting), ("metrics", Crashing),
-             ("metrics", NeedsMasks)]
+             ("metrics", NeedsMasks), ("metrics", ClassifierBased)]
     for kind, cls in added:
         registry.entries(kind)[cls.name] = PluginEntry(kind, cls.name, "tests", None, cls)
     Counting.fits = 0
     Interrupting.armed = True
+    ClassifierBased.computed = 0
     yield
     for kind, cls in added:
         registry.entries(kind).pop(cls.name)
@@ -116,6 +132,23 @@ def test_interrupted_run_resumes_without_redoing_finished_work(plugins, tmp_path
     summary = run(cfg)
     assert Counting.fits == 2 and not summary.done and "counting/seed-1:fit" in summary.reused
     assert not list(tmp_path.rglob("*.tmp")), "no temporary files left behind"
+
+
+def test_results_of_a_replaced_evaluator_are_recomputed(plugins, tmp_path, monkeypatch):
+    cfg = RunConfig(generators=["counting"], dataset="blobs", out=tmp_path, seeds=[0],
+                    metrics=["classifier_based"], progress=False)
+    run(cfg)
+    assert ClassifierBased.computed == 2  # reference row and the generator's row
+    path = tmp_path / "counting" / "seed-0" / "metrics" / "classifier_based.json"
+    first = json.loads(path.read_text())["result"]["fingerprints"]["classifier"]
+    summary = run(cfg)
+    assert ClassifierBased.computed == 2 and "counting/seed-0:classifier_based" in summary.reused
+    spec = KINDS["classifier"]
+    monkeypatch.setitem(spec.configs, cfg.preset, spec.config(cfg.preset) | {"lr": 0.5})  # a new evaluator
+    summary = run(cfg)
+    assert ClassifierBased.computed == 4 and "counting/seed-0:classifier_based" in summary.done
+    assert Counting.fits == 1  # only the metric is redone
+    assert json.loads(path.read_text())["result"]["fingerprints"]["classifier"] not in ("", first)
 
 
 def test_a_sampling_option_resamples_without_retraining(plugins, tmp_path):

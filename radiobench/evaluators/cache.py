@@ -37,6 +37,7 @@ __all__ = [
     "KINDS",
     "Evaluator",
     "get_evaluator",
+    "current_fingerprint",
     "fingerprint_payload",
     "train_evaluator",
     "load_entry",
@@ -113,6 +114,12 @@ def fingerprint_payload(
 def _info(payload: Mapping[str, Any]) -> dict[str, Any]:
     names = payload.get("class_names")
     return {"resolution": tuple(payload["resolution"]), "n_classes": len(names) if names else 0}
+
+
+def current_fingerprint(kind: str, context: MetricContext) -> str:
+    """The fingerprint of the evaluator ``kind`` that this context's dataset and preset call for
+    (default seed and config), without loading or training it."""
+    return stable_hash(fingerprint_payload(kind, context), 16)
 
 
 def get_evaluator(
