@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from radiobench.types import Conditions, InputError, RadioImages, SurveyInfo
-from radiobench_plugins.generators.cvae import CVAE, CVAENet, negative_elbo
+from radiobench_plugins.generators.cvae import CVAE, CVAENet, free_bits_kl, negative_elbo
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -57,6 +57,17 @@ def test_negative_elbo_terms():
     assert kl1.item() == pytest.approx(1.5)  # ½ Σ μ² (Eq. 6)
     _, rec_g, _ = negative_elbo(x, torch.zeros(2, 4), mu, logvar, "gaussian", 0.5)
     assert rec_g.item() == pytest.approx(0.0)  # sigmoid(0) = 0.5 = x
+
+
+def test_free_bits_floor_each_latent_dimension():
+    mu = torch.tensor([[2.0, 0.1, 0.0], [2.0, -0.1, 0.0]], requires_grad=True)
+    logvar = torch.zeros(2, 3)
+    _, _, kl = negative_elbo(torch.zeros(2, 1, 2, 2), torch.zeros(2, 4), mu, logvar, "gaussian", 0.1)
+    assert free_bits_kl(mu, logvar, 0.0).item() == pytest.approx(kl.item())  # λ = 0: the plain KL term
+    fb = free_bits_kl(mu, logvar, 0.5)  # per-dimension KL: 2, 0.005, 0 → 2 + 0.5 + 0.5
+    assert fb.item() == pytest.approx(3.0)
+    fb.backward()
+    assert mu.grad[:, 0].abs().min() > 0 and torch.all(mu.grad[:, 1:] == 0)  # no pull onto the prior below λ
 
 
 def test_elbo_decreases_on_first_and_samples_in_range(first64):

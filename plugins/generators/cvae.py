@@ -82,13 +82,25 @@ def negative_elbo(
         rec = F.binary_cross_entropy_with_logits(logits, x, reduction="none").sum(1)
     else:
         rec = (x - torch.sigmoid(logits)).pow(2).sum(1) / (2 * sigma**2)
-    kl = -0.5 * (1 + logvar.float() - mu.float().pow(2) - logvar.float().exp()).sum(1)
+    kl = kl_per_dim(mu, logvar).sum(1)
     return (rec + kl).mean(), rec.mean(), kl.mean()
+
+
+def kl_per_dim(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """D_KL(N(μ_j, σ_j²) ‖ N(0, 1)) per image and latent dimension j (the summand of Eq. 6)."""
+    mu, logvar = mu.float(), logvar.float()
+    return -0.5 * (1 + logvar - mu.pow(2) - logvar.exp())
+
+
+def free_bits_kl(mu: torch.Tensor, logvar: torch.Tensor, free_bits: float) -> torch.Tensor:
+    """Σ_j max(λ, E_batch D_KL,j): the KL term with λ free nats per latent dimension (Kingma et al. 2016),
+    so that no dimension gains by collapsing onto the prior; λ = 0 is the plain KL term."""
+    return kl_per_dim(mu, logvar).mean(0).clamp_min(free_bits).sum()
 
 
 _COMMON = dict(
     latent_dim=32, hidden=(4096, 2048, 1024, 512, 256), leaky_slope=0.001, dropout=0.2,
-    likelihood="bernoulli", gaussian_sigma=0.1, kl_warmup=0, conditional=True, augment=True, mixed_precision="no",
+    likelihood="bernoulli", gaussian_sigma=0.1, kl_warmup=0, free_bits=0.0, conditional=True, augment=True, mixed_precision="no",
     progress=True,
     lr=0.88e-3, epochs=None,
 )
@@ -99,7 +111,8 @@ class CVAE(TorchGenerator):
 
     latent_dim d (32), hidden funnel widths (4096, 2048, 1024, 512, 256), leaky_slope α (0.001), dropout (0.2),
     likelihood "bernoulli" | "gaussian" (pixel σ = gaussian_sigma), kl_warmup (steps over which the KL
-    weight rises linearly from 0 to 1; 0 = the plain ELBO as in the paper), conditional (True: one-hot labels when
+    weight rises linearly from 0 to 1; 0 = the plain ELBO as in the paper), free_bits λ (nats per latent
+    dimension below which the KL term does not pull a dimension onto the prior; 0 = off), conditional (True: one-hot labels when
     the data has them), lr (Adam), batch_size, steps or epochs, max_minutes, checkpoint_every,
     mixed_precision ("no" | "bf16"), augment (random flips and 90° rotations of each minibatch), progress.
     """
@@ -156,10 +169,10 @@ class CVAE(TorchGenerator):
         with run.autocast():
             logits, mu, logvar = net(x, one_hot(y, int(self.train_info["n_classes"])))
         loss, rec, kl = negative_elbo(x, logits, mu, logvar, self.opt["likelihood"], float(self.opt["gaussian_sigma"]))
-        warm = int(self.opt["kl_warmup"])
+        warm, free_bits = int(self.opt["kl_warmup"]), float(self.opt["free_bits"])
         beta = min(1.0, (step + 1) / warm) if warm > 0 else 1.0  # KL weight β: 0 → 1 over kl_warmup steps
         opt.zero_grad(set_to_none=True)
-        run.backward(rec + beta * kl)
+        run.backward(rec + beta * (free_bits_kl(mu, logvar, free_bits) if free_bits > 0 else kl))
         opt.step()
         return {"loss": loss.item(), "reconstruction": rec.item(), "kl": kl.item(), "beta": beta}
 
