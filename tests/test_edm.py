@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from radiobench.checkpoint import load_config, save_config
 from radiobench.types import Conditions, InputError, RadioImages, SurveyInfo
 from radiobench_plugins.generators.edm import EDM, Denoiser, edm_sigmas, guided, heun_sampler, precondition
 from radiobench_plugins.generators.unet import UNet
@@ -150,6 +151,25 @@ def test_samples_do_not_depend_on_batch_size_and_survive_save_load(class_model, 
     again.load(tmp_path / "m")
     assert again.num_parameters() == class_model.num_parameters()
     np.testing.assert_array_equal(again.sample(c, seed=3, batch_size=5).images, a)
+
+
+def test_load_fills_options_a_checkpoint_predates(class_model, tmp_path):
+    """A checkpoint written before a sampling option existed loads with the preset's default for it,
+    and a constructor argument overrides what the checkpoint stored."""
+    c = Conditions(n=3, labels=np.array([0, 1, 2]), class_names=CLASSES)
+    class_model.save(tmp_path / "m")
+    cfg = load_config(tmp_path / "m")
+    for old in ("zero_below", "sample_precision"):
+        cfg["hp"].pop(old)
+    save_config(tmp_path / "m", cfg)
+    again = EDM("smoke")
+    again.load(tmp_path / "m")
+    assert again.hp["zero_below"] == EDM("smoke").hp["zero_below"]
+    assert again.hp["sample_precision"] == EDM("smoke").hp["sample_precision"]
+    np.testing.assert_array_equal(again.sample(c, seed=3).images, class_model.sample(c, seed=3).images)
+    steps = EDM("smoke", num_steps=4)
+    steps.load(tmp_path / "m")
+    assert steps.hp["num_steps"] == 4 and steps.sampling_config()["num_steps"] == 4
 
 
 def test_flux_conditioning_and_missing_conditions(flux_model):
