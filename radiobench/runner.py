@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from .conditioning import match_conditions
+from .evaluators.cache import KINDS, current_fingerprint
 from .interfaces import Dataset, Generator, Metric, MetricContext, default_cache_dir, default_device
 from .presets import get_preset
 from .provenance import environment
@@ -229,8 +230,6 @@ def _evaluate(rowdir: Path, generated, reference, supports, metric_classes, cont
 def _stale_fingerprints(record: dict[str, Any], context: MetricContext) -> list[str]:
     """Names of the data / evaluator networks a stored result was computed with that this run would
     replace (another dataset version, or a built-in evaluator whose training configuration changed)."""
-    from .evaluators.cache import KINDS, current_fingerprint
-
     used = (record.get("result") or {}).get("fingerprints", {})
     stale = [k for k, fp in used.items() if k in KINDS and fp != current_fingerprint(k, context)]
     if "dataset" in used and used["dataset"] != context.dataset_fingerprint:
