@@ -120,9 +120,18 @@ def _configuration(records: list[dict[str, Any]]) -> str:
     """Short hash of the generator configuration a seed's metrics were computed for ('' for real data)."""
     from .store import stable_hash
 
-    configs = sorted(stable_hash(r["provenance"]["generator_config"], 8) for r in records
+    configs = sorted(stable_hash(_numbers_as_floats(r["provenance"]["generator_config"]), 8) for r in records
                      if (r.get("provenance") or {}).get("generator_config") is not None)
     return configs[0] if configs else ""
+
+
+def _numbers_as_floats(obj: Any) -> Any:
+    """The same configuration whether an option was written 45 or 45.0 (equal values, different JSON)."""
+    if isinstance(obj, dict):
+        return {k: _numbers_as_floats(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_numbers_as_floats(v) for v in obj]
+    return float(obj) if isinstance(obj, int) and not isinstance(obj, bool) else obj
 
 
 def _is_reference_generator(name: str) -> bool:

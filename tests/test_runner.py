@@ -37,6 +37,10 @@ class Counting(Generator):
     supports = frozenset({"class"})
     sampling_options = frozenset({"zero_below"})
     fits = 0
+    defaults: dict = {}  # options "added to the plugin later", with their default values
+
+    def config(self):
+        return {"name": self.name, "preset": self.preset.name, **self.defaults, **self.options}
 
     def fit(self, train, *, seed, workdir=None):
         if self.options.get("crash"):
@@ -110,6 +114,7 @@ def plugins():
     for kind, cls in added:
         registry.entries(kind)[cls.name] = PluginEntry(kind, cls.name, "tests", None, cls)
     Counting.fits = 0
+    Counting.defaults = {}
     Interrupting.armed = True
     ClassifierBased.computed = 0
     yield
@@ -149,6 +154,17 @@ def test_results_of_a_replaced_evaluator_are_recomputed(plugins, tmp_path, monke
     assert ClassifierBased.computed == 4 and "counting/seed-0:classifier_based" in summary.done
     assert Counting.fits == 1  # only the metric is redone
     assert json.loads(path.read_text())["result"]["fingerprints"]["classifier"] not in ("", first)
+
+
+def test_an_option_added_later_keeps_old_checkpoints(plugins, tmp_path):
+    cfg = RunConfig(generators=["counting"], dataset="blobs", out=tmp_path, seeds=[0], metrics=["mean_w1"],
+                    progress=False)
+    run(cfg)
+    Counting.defaults = {"new_option": 0}  # the plugin gained an option whose default is the old behaviour
+    summary = run(cfg)
+    assert Counting.fits == 1 and "counting/seed-0:fit" in summary.reused
+    run(RunConfig(**{**cfg.__dict__, "generator_options": {"counting": {"new_option": 1}}}))
+    assert Counting.fits == 2  # a value other than the default is another configuration
 
 
 def test_a_sampling_option_resamples_without_retraining(plugins, tmp_path):
@@ -235,7 +251,7 @@ def test_leaderboard_keeps_configurations_apart(plugins, tmp_path):
                       progress=False, reference=False, generator_options={"counting": options}))
         return tmp_path / out
 
-    same = collect([one("a", [0], width=1), one("b", [1], width=1)])[0]
+    same = collect([one("a", [0], width=1), one("b", [1], width=1.0)])[0]  # 1 and 1.0: one configuration
     assert [(r.name, sorted(r.seeds)) for r in same.rows] == [("counting", [0, 1])] and not same.notes
     (mixed,) = collect([tmp_path / "a", one("c", [2], width=2)])
     names = sorted(r.name for r in mixed.rows)
