@@ -8,8 +8,8 @@ Each seed trains one classifier through the evaluator cache (RADIOBENCH_CACHE; a
 1758 training images and reports accuracy on the 200 test and 200 validation images (bootstrap 95% CI),
 then the mean over seeds with a Student-t interval. The same classifier also labels a pixel-statistics floor
 set (each pixel copied from a random training image of the test image's class, as the `pixel_floor`
-generator draws): a referee that sees structure rates it far below the real images. Needs the FIRST data (RADIOBENCH_FIRST_DIR or
-`radiobench data fetch first`). Threads: --threads (default 1: the CPU is shared).
+generator draws): a referee that sees structure rates it far below the real images. Needs the FIRST data
+(RADIOBENCH_FIRST_DIR or `radiobench data fetch first`). Threads: --threads (default 1: the CPU is shared).
 """
 from __future__ import annotations
 
@@ -76,7 +76,8 @@ def main() -> None:
                               "confusion": confusion_matrix(test.labels, pred, len(test.class_names)).tolist()}
         rows.append(row)
         print(f"seed {seed}: test {row['test']['accuracy']:.3f} [{row['test']['ci'][0]:.3f}, {row['test']['ci'][1]:.3f}]"
-              f"  valid {row['valid']['accuracy']:.3f}  pixel floor {row['pixel_floor']['accuracy']:.3f}  train {row['train_seconds']:.0f} s"
+              f"  valid {row['valid']['accuracy']:.3f}  pixel floor {row['pixel_floor']['accuracy']:.3f}"
+              f"  train {row['train_seconds']:.0f} s"
               f" (wall {time.perf_counter() - t0:.0f} s)  confusion(test, rows=true {'/'.join(test.class_names)}) "
               f"{row['test']['confusion']}", flush=True)
     for name in ("test", "valid", "pixel_floor"):

@@ -100,8 +100,8 @@ def free_bits_kl(mu: torch.Tensor, logvar: torch.Tensor, free_bits: float) -> to
 
 _COMMON = dict(
     latent_dim=32, hidden=(4096, 2048, 1024, 512, 256), leaky_slope=0.001, dropout=0.2,
-    likelihood="bernoulli", gaussian_sigma=0.1, kl_warmup=0, free_bits=0.0, conditional=True, augment=True, mixed_precision="no",
-    progress=True,
+    likelihood="bernoulli", gaussian_sigma=0.1, kl_warmup=0, free_bits=0.0, conditional=True, augment=True,
+    mixed_precision="no", progress=True,
     lr=0.88e-3, epochs=None,
 )
 
@@ -112,9 +112,10 @@ class CVAE(TorchGenerator):
     latent_dim d (32), hidden funnel widths (4096, 2048, 1024, 512, 256), leaky_slope α (0.001), dropout (0.2),
     likelihood "bernoulli" | "gaussian" (pixel σ = gaussian_sigma), kl_warmup (steps over which the KL
     weight rises linearly from 0 to 1; 0 = the plain ELBO as in the paper), free_bits λ (nats per latent
-    dimension below which the KL term does not pull a dimension onto the prior; 0 = off), conditional (True: one-hot labels when
-    the data has them), lr (Adam), batch_size, steps or epochs, max_minutes, checkpoint_every,
-    mixed_precision ("no" | "bf16"), augment (random flips and 90° rotations of each minibatch), progress.
+    dimension below which the KL term does not pull a dimension onto the prior; 0 = off), conditional
+    (True: one-hot labels when the data has them), lr (Adam), batch_size, steps or epochs, max_minutes,
+    checkpoint_every, mixed_precision ("no" | "bf16"), augment (random flips and 90° rotations of each
+    minibatch), progress.
     """
 
     name = "cvae"
