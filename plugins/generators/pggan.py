@@ -174,11 +174,11 @@ class PGGAN(TorchGenerator):
         "smoke": {**_COMMON, "nz": 16, "fmap_base": 64, "fmap_max": 8, "batch_size": 8, "steps": 14,
                   "ema_decay": 0.9, "max_minutes": None, "checkpoint_every": 1000},
         # channels 64, 64, 32, 16 at 5, 10, 20, 40 px, batch 16 (as the paper): 0.05, 0.14, 0.25, 0.42 s of CPU
-        # per step at levels 0-3 on one thread → 7 phases of 800 steps ≈ 23 min (at 400 steps per phase the
-        # generator nearly ignored z: benchmarks/README.md); generator EMA half-life 34 steps (the paper's 0.999
-        # at 16 images/step is ~1% of a phase; 0.999 would lag a phase this short)
-        "cpu": {**_COMMON, "nz": 128, "fmap_base": 256, "fmap_max": 64, "batch_size": 16, "steps": 5600,
-                "ema_decay": 0.98, "max_minutes": 45.0, "checkpoint_every": 200},
+        # per step at levels 0-3 on one thread → 7 phases of 1200 steps ≈ 24 min (at 400 steps per phase the
+        # generator nearly ignored z; FID falls with every doubling: benchmarks/README.md); generator EMA
+        # half-life 34 steps (the paper's 0.999 at 16 images/step is ~1% of a phase; 0.999 would lag it)
+        "cpu": {**_COMMON, "nz": 128, "fmap_base": 256, "fmap_max": 64, "batch_size": 16, "steps": 8400,
+                "ema_decay": 0.98, "max_minutes": 60.0, "checkpoint_every": 200},
         # Karras et al.: 800k images per phase, minibatch 16, 512 channels at ≤ 32², latent 512
         "paper": {**_COMMON, "batch_size": 16, "steps": None, "phase_images": 800_000, "max_minutes": None,
                   "checkpoint_every": 5000},
