@@ -150,9 +150,13 @@ class Generator(Plugin, ABC):
 
     def training_config(self, config: dict[str, Any] | None = None) -> dict[str, Any]:
         """``config`` (default ``config()``) without the sampling options: what a trained checkpoint must
-        agree with."""
-        return {k: v for k, v in (self.config() if config is None else config).items()
-                if k not in self.sampling_options}
+        agree with. A stored ``config`` that lacks an option this plugin has gained since reads as having
+        that option's preset default (so a new option's default must keep the old behaviour)."""
+        if config is None:
+            config = self.config()
+        else:
+            config = {**type(self)(preset=self.preset.name, device=self.device).config(), **config}
+        return {k: v for k, v in config.items() if k not in self.sampling_options}
 
     def sampling_config(self) -> dict[str, Any]:
         """The sampling options of ``config()``: what a drawn sample set must agree with."""

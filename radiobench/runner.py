@@ -136,10 +136,9 @@ def _fit_or_load(cls, name, config: RunConfig, train, seed, gdir: Path, device, 
     opts = config.generator_options.get(name, {})
     gen: Generator = cls(preset=config.preset, device=device, **opts)
     ckpt = gdir / "checkpoint"
-    defaults = _jsonable(cls(preset=config.preset, device=device).training_config())
     if (ckpt / "fit.json").exists():
         fit_info = read_json(ckpt / "fit.json")
-        if _same_training(gen.training_config(fit_info.get("config", {})), _jsonable(gen.training_config()), defaults):
+        if _jsonable(gen.training_config(fit_info.get("config", {}))) == _jsonable(gen.training_config()):
             # sample with this run's sampling options (preset defaults included), not those stored at fit time
             gen = cls(preset=config.preset, device=device, **{**gen.sampling_config(), **opts})
             gen.load(ckpt)
@@ -148,7 +147,7 @@ def _fit_or_load(cls, name, config: RunConfig, train, seed, gdir: Path, device, 
         log.warning("%s: checkpoint was made with another configuration; training again", label)
     log.info("%s: training (preset %s)", label, config.preset)
     t0 = time.perf_counter()
-    gen.fit(train, seed=seed, workdir=_training_workdir(gdir, _jsonable(gen.training_config()), defaults, label))
+    gen.fit(train, seed=seed, workdir=_training_workdir(gdir, gen, label))
     cost = gen.cost()
     if not cost.train_seconds:
         cost.train_seconds = time.perf_counter() - t0
@@ -158,20 +157,14 @@ def _fit_or_load(cls, name, config: RunConfig, train, seed, gdir: Path, device, 
     return gen, cost.to_dict()
 
 
-def _same_training(stored: dict[str, Any], current: dict[str, Any], defaults: dict[str, Any]) -> bool:
-    """Whether a stored training configuration is this one. An option the stored one lacks was added to
-    the plugin after it was written and counts as its preset default (a new option's default must keep
-    the old behaviour); an option that only the stored one has, or any other value, differs."""
-    return {**defaults, **stored} == current
-
-
-def _training_workdir(gdir: Path, training_config: dict[str, Any], defaults: dict[str, Any], label: str) -> Path:
+def _training_workdir(gdir: Path, gen: Generator, label: str) -> Path:
     """``gdir/train``, where an interrupted fit resumes; a training state left by another configuration
     is moved to ``train-previous`` instead of being resumed."""
     import shutil
 
     workdir, stamp = gdir / "train", gdir / "train" / "training_config.json"
-    if stamp.exists() and not _same_training(read_json(stamp), training_config, defaults):
+    training_config = _jsonable(gen.training_config())
+    if stamp.exists() and _jsonable(gen.training_config(read_json(stamp))) != training_config:
         log.warning("%s: %s holds a training state of another configuration; moved to train-previous", label, workdir)
         shutil.rmtree(gdir / "train-previous", ignore_errors=True)
         workdir.rename(gdir / "train-previous")
