@@ -17,7 +17,9 @@ from .presets import Preset, get_preset
 from .seeding import image_seeds
 from .types import Conditions, GeneratorCost, InputError, MetricResult, RadioImages
 
-__all__ = ["Dataset", "Generator", "Metric", "MetricContext", "Plugin", "SURVEY_THRESHOLD", "survey_threshold"]
+__all__ = [
+    "Dataset", "Generator", "Metric", "MetricContext", "Plugin", "SURVEY_THRESHOLD", "survey_threshold", "peak_normalised",
+]
 
 # Level (in [0, 1] image units) below which ``zero_below="auto"`` sets sampled pixels to 0 on thresholded
 # surveys: FIRST cutouts are exactly 0 below 3x the local rms (paper 000 Sect. 3.2), a cpu-trained
@@ -37,6 +39,20 @@ def survey_threshold(zero_below: float | str | None, train_info: dict[str, Any])
     if not 0.0 <= level < 1.0:
         raise InputError(f"zero_below must be a number in [0, 1) or 'auto'; got {zero_below!r}")
     return level
+
+
+def peak_normalised(peak_normalise: bool | str | None, train_info: dict[str, Any]) -> bool:
+    """Whether drawn images are divided by their own peak, as every training image was (option
+    ``peak_normalise``): the option itself, or for ``"auto"`` whether the training images all peak at 1.
+    Checkpoints written before 2026-12-02 do not record that; their survey units say it."""
+    if peak_normalise == "auto":
+        known = train_info.get("peak_one")
+        if known is None:
+            known = "per-image peak" in str((train_info.get("survey") or {}).get("units", ""))
+        return bool(known)
+    if peak_normalise in (None, False, True):
+        return bool(peak_normalise)
+    raise InputError(f"peak_normalise must be true, false or 'auto'; got {peak_normalise!r}")
 
 
 class Plugin:
@@ -113,7 +129,8 @@ class Generator(Plugin, ABC):
     supports: ClassVar[frozenset[str]] = frozenset()  # conditioning kinds: "class", "flux", "mask", ...
     reference: ClassVar[bool] = False  # True for honest reference rows (replay, pixel floor)
     # options that change how samples are drawn but not the trained weights: changing one re-samples
-    # a run's row without re-training it (``zero_below``: see ``survey_threshold``)
+    # a run's row without re-training it (``zero_below``: see ``survey_threshold``; ``peak_normalise``: see
+    # ``peak_normalised``)
     sampling_options: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, preset: str = "smoke", device: str | None = None, **options: Any):
@@ -166,6 +183,10 @@ class Generator(Plugin, ABC):
         """Pixels of drawn images below this level are set to 0 (option ``zero_below``; 0: none)."""
         return survey_threshold(self.config().get("zero_below", 0.0), self.train_info)
 
+    def peak_normalised(self) -> bool:
+        """Whether drawn images are divided by their own peak (option ``peak_normalise``)."""
+        return peak_normalised(self.config().get("peak_normalise", False), self.train_info)
+
     # -- provided ------------------------------------------------------------------------
     def check_conditions(self, conditions: Conditions) -> None:
         """Raise InputError for conditions this generator cannot honour."""
@@ -198,7 +219,7 @@ class Generator(Plugin, ABC):
         from .progress import progress_bar
 
         out: list[np.ndarray] = []
-        zero_level = self.zero_level()
+        zero_level, to_peak_one = self.zero_level(), self.peak_normalised()
         t0 = time.perf_counter()
         bar = progress_bar(total=conditions.n, desc=f"sample {self.name}", unit="img", disable=not progress)
         for lo in range(0, conditions.n, batch_size):
@@ -212,6 +233,9 @@ class Generator(Plugin, ABC):
             batch = np.clip(batch, 0.0, 1.0)
             if zero_level:
                 batch[batch < zero_level] = 0.0
+            if to_peak_one:  # x / max(x) per image, as the survey's cutouts were scaled (empty images stay 0)
+                peak = batch.max(axis=(1, 2, 3), keepdims=True)
+                batch = np.divide(batch, peak, out=np.zeros_like(batch), where=peak > 0)
             out.append(batch)
             bar.update(hi - lo)
         bar.close()
@@ -240,6 +264,7 @@ class Generator(Plugin, ABC):
             image_shape=list(train.images.shape[1:]),
             survey=train.survey.to_dict(),
             zero_fraction=float(np.mean(train.images == 0)),  # near 1 for thresholded surveys (FIRST)
+            peak_one=bool(np.allclose(train.images.max(axis=(1, 2, 3)), 1.0, atol=1e-4)),  # per-image peak scaled
         )
 
     def cost(self) -> GeneratorCost:

@@ -188,7 +188,8 @@ def _sample_or_load(gen: Generator, reference: RadioImages, train, seed, gdir: P
     log.info("%s: sampling %d images", label, conditions.n)
     generated = gen.sample(conditions, seed=seed, batch_size=config.batch_size, progress=config.progress)
     generated.save(path)
-    write_json(info_path, {"sampling": sampling, "zero_level": gen.zero_level(), "n": len(generated), "seed": seed})
+    write_json(info_path, {"sampling": sampling, "zero_level": gen.zero_level(),
+                           "peak_normalised": gen.peak_normalised(), "n": len(generated), "seed": seed})
     fit_path = gdir / "checkpoint" / "fit.json"
     info = read_json(fit_path)
     info["cost"]["sample_seconds_per_image"] = gen.cost().sample_seconds_per_image

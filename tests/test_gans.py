@@ -61,6 +61,12 @@ def test_pggan_schedule_and_fade_in():
     assert schedule(0.0, 3) == (0, 1.0) and schedule(0.1, 3) == (0, 1.0)
     assert schedule(1.5 / 7, 3) == (1, 0.5) and schedule(2.5 / 7, 3) == (1, 1.0)
     assert schedule(3.25 / 7, 3) == (2, 0.25) and schedule(1.0, 3) == (3, 1.0)
+    # a long last phase (Karras et al.'s code trains on at full resolution): 6 growth phases share 40%
+    assert schedule(0.1, 3, 0.6) == (1, 0.5) and schedule(0.399, 3, 0.6)[0] == 3
+    assert schedule(0.401, 3, 0.6) == (3, 1.0) and schedule(1.0, 3, 0.6) == (3, 1.0)
+    assert schedule(2.5 / 7, 3, 1 / 7) == pytest.approx(schedule(2.5 / 7, 3))  # 1/(2L + 1): equal phases
+    with pytest.raises(ValueError, match="final_share"):
+        schedule(0.5, 3, 1.0)
     from types import SimpleNamespace
 
     from radiobench_plugins.generators.pggan import training_progress
@@ -239,3 +245,32 @@ def test_survey_threshold_on_samples_of_a_thresholded_training_set():
     x = cut.sample(cond, seed=0).images
     assert np.any((y > 0) & (y < 0.5)) and not np.any((x > 0) & (x < 0.5))
     np.testing.assert_array_equal(x, np.where(y < 0.5, 0, y))
+
+
+def test_peak_normalisation_of_samples_follows_the_training_images():
+    """``peak_normalise="auto"`` divides each drawn image by its peak only when every training image peaks at
+    1 (as the built-in surveys' cutouts do); True divides regardless, an empty image stays empty."""
+    from radiobench.interfaces import peak_normalised
+
+    data = toy(size=20)
+    peaked = RadioImages(images=data.images / data.images.max(axis=(1, 2, 3), keepdims=True), survey=data.survey,
+                         labels=data.labels, class_names=data.class_names)
+    cond = Conditions(n=8, labels=np.arange(8) % 2, class_names=("a", "b"))
+    for train, expected in ((peaked, True), (data, False)):
+        g = DCGAN(preset="smoke", steps=2, peak_normalise="auto", progress=False)
+        g.fit(train, seed=0)
+        assert g.peak_normalised() is expected
+    raw = DCGAN(preset="smoke", steps=2, progress=False)  # smoke: samples as drawn
+    raw.fit(peaked, seed=0)
+    y = raw.sample(cond, seed=0).images
+    scaled = DCGAN(preset="smoke", steps=2, peak_normalise=True, zero_below=0.3, progress=False)
+    scaled.fit(peaked, seed=0)
+    x = scaled.sample(cond, seed=0).images
+    assert y.max() < 1 and np.all(x.max(axis=(1, 2, 3)) == 1)
+    cut = np.where(y < 0.3, 0, y)  # the survey threshold first, then x / max(x)
+    np.testing.assert_allclose(x, cut / cut.max(axis=(1, 2, 3), keepdims=True), rtol=1e-6)
+    # checkpoints from before the option recorded no peak: the survey's units tell
+    units = {"units": "scaled [0, 1] (per-image peak normalised, thresholded at 3 sigma)"}
+    assert peak_normalised("auto", {"survey": units}) and not peak_normalised("auto", {"survey": {"units": "Jy"}})
+    with pytest.raises(InputError, match="peak_normalise"):
+        peak_normalised("yes", {})

@@ -43,16 +43,17 @@ __all__ = [
 # options every TorchGenerator understands (each plugin's presets give them values)
 COMMON_OPTIONS = (
     "steps", "epochs", "batch_size", "lr", "max_minutes", "checkpoint_every", "mixed_precision", "conditional",
-    "augment", "progress", "zero_below",
+    "augment", "progress", "zero_below", "peak_normalise",
 )
 
 
 def resolve_options(
     name: str, presets: Mapping[str, Mapping[str, Any]], preset: str, options: Mapping[str, Any]
 ) -> dict[str, Any]:
-    """The preset's options (with the preset's ``zero_below``) updated by the caller's; unknown names are an
-    InputError."""
-    base = {"zero_below": get_preset(preset).zero_below, **presets[preset]}
+    """The preset's options (with the preset's ``zero_below`` and ``peak_normalise``) updated by the caller's;
+    unknown names are an InputError."""
+    p = get_preset(preset)
+    base = {"zero_below": p.zero_below, "peak_normalise": p.peak_normalise, **presets[preset]}
     unknown = set(options) - set(base)
     if unknown:
         raise InputError(f"generator {name!r} has no option(s) {sorted(unknown)}; it knows {sorted(base)}")
@@ -86,7 +87,7 @@ class TorchGenerator(Generator):
 
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {}
     supports = frozenset({"class"})
-    sampling_options = frozenset({"zero_below"})
+    sampling_options = frozenset({"zero_below", "peak_normalise"})
     data_range: ClassVar[tuple[float, float]] = (0.0, 1.0)  # training pixels: [0,1] or [-1,1]
 
     def __init__(self, preset: str = "smoke", device: str | None = None, **options: Any):

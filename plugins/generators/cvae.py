@@ -115,7 +115,7 @@ class CVAE(TorchGenerator):
     dimension below which the KL term does not pull a dimension onto the prior; 0 = off), conditional
     (True: one-hot labels when the data has them), lr (Adam), batch_size, steps or epochs, max_minutes,
     checkpoint_every, mixed_precision ("no" | "bf16"), augment (random flips and 90° rotations of each
-    minibatch), progress.
+    minibatch), progress, zero_below and peak_normalise (sampling: see ``radiobench.interfaces``).
     """
 
     name = "cvae"
@@ -126,12 +126,13 @@ class CVAE(TorchGenerator):
         # seconds: a tiny funnel on a few steps (tests)
         "smoke": {**_COMMON, "latent_dim": 8, "hidden": (64, 32), "batch_size": 16, "steps": 30,
                   "max_minutes": None, "checkpoint_every": 1000},
-        # the paper's network (35M parameters at 40×40); bf16 autocast: 0.45 s of CPU per step at batch 128 on
-        # one thread (fp32: 0.77 s) → 1200 steps ≈ 9 min ≈ 87 FIRST epochs. Trained with β = 1 from the first
+        # the paper's network (35M parameters at 40×40); bf16 autocast: 0.40 s of CPU per step at batch 128 on
+        # one thread (fp32: 0.77 s) → 4400 steps ≈ 29 min ≈ 320 FIRST epochs (FID falls from 100 at 1200 steps
+        # to 82 at 3600 and 75 at 4400: benchmarks/README.md). Trained with β = 1 from the first
         # step the posterior collapses within ~40 steps (KL < 0.1 nat) with either likelihood, so the KL weight
         # warms up over 600 steps; the Gaussian likelihood (σ = 0.1) rewards a better reconstruction ~4× more
         # per unit of squared error than the Bernoulli one on these near-empty images (benchmarks/README.md).
-        "cpu": {**_COMMON, "batch_size": 128, "steps": 1200, "mixed_precision": "bf16", "max_minutes": 30.0,
+        "cpu": {**_COMMON, "batch_size": 128, "steps": 4400, "mixed_precision": "bf16", "max_minutes": 40.0,
                 "likelihood": "gaussian", "kl_warmup": 600, "checkpoint_every": 200},
         # Table 2 / Table 4 (d = 32: initial lr 0.88e-3), 5000 epochs; batch size is not given in the paper
         "paper": {**_COMMON, "batch_size": 128, "steps": None, "epochs": 5000, "max_minutes": None,

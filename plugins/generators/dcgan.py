@@ -93,7 +93,8 @@ class DCGAN(TorchGenerator):
     re-estimation batches after training, 0 = keep the running averages of training), batch_size,
     steps or epochs, max_minutes, checkpoint_every, mixed_precision, augment (flips and
     90° rotations), progress, zero_below (sampling: pixels below it set to 0; "auto" at cpu, see
-    ``radiobench.interfaces.survey_threshold``)."""
+    ``radiobench.interfaces.survey_threshold``), peak_normalise (sampling: each image divided by its peak;
+    "auto" at cpu, see ``radiobench.interfaces.peak_normalised``)."""
 
     name = "dcgan"
     description = "DCGAN (Radford et al. 2015), class-conditional by label concatenation + projection discriminator"

@@ -142,13 +142,16 @@ PRESET_OPTIONS: dict[str, dict[str, Any]] = {
 }
 _PAPER_FIRST = dict(steps=40_000, batch_size=128, ema=0.0)
 _PAPER_LOFAR = dict(steps=100_000, batch_size=256, ema=0.9999)
-_SAMPLING = ("num_steps", "omega", "sigma_min", "sigma_max", "rho", "sample_precision", "zero_below")
+_SAMPLING = (
+    "num_steps", "omega", "sigma_min", "sigma_max", "rho", "sample_precision", "zero_below", "peak_normalise",
+)
 _ARCH = ("channels", "num_blocks", "attn_levels", "dropout", "sigma_data")
 
 
 def _defaults(preset: str) -> dict[str, Any]:
-    """Every option's value at ``preset`` (zero_below: the preset's own)."""
-    return {**_COMMON, "zero_below": get_preset(preset).zero_below, **PRESET_OPTIONS[preset]}
+    """Every option's value at ``preset`` (zero_below, peak_normalise: the preset's own)."""
+    p = get_preset(preset)
+    return {**_COMMON, "zero_below": p.zero_below, "peak_normalise": p.peak_normalise, **PRESET_OPTIONS[preset]}
 
 
 class EDM(Generator):
@@ -161,7 +164,8 @@ class EDM(Generator):
     ("none"/"undersample"), use_labels, use_flux, checkpoint_every, max_minutes (training);
     num_steps, omega, sigma_min, sigma_max, rho, sample_precision ("fp32"/"bf16": autocast of the
     network while sampling; the solver itself runs in float64), zero_below (pixels below it set to 0;
-    "auto": the survey threshold on thresholded data, see ``survey_threshold``) (sampling).
+    "auto": the survey threshold on thresholded data, see ``survey_threshold``), peak_normalise (each image
+    divided by its peak, as the training images were; see ``peak_normalised``) (sampling).
     ``omega=None`` means the paper's values: 0.75 for a class-conditional model (Sect. 6.3), 0.1 for
     a flux-only one (Sect. 6.1).
 
@@ -194,7 +198,8 @@ class EDM(Generator):
         return 0 if self.denoiser is None else sum(p.numel() for p in self.denoiser.parameters())
 
     def configure_sampling(self, **options: Any) -> None:
-        """Change sampling options (num_steps, omega, sigma_min, sigma_max, rho, sample_precision, zero_below)."""
+        """Change sampling options (num_steps, omega, sigma_min, sigma_max, rho, sample_precision, zero_below,
+        peak_normalise)."""
         bad = sorted(set(options) - set(_SAMPLING))
         if bad:
             raise InputError(f"{bad} are not sampling options; choose from {_SAMPLING}")
