@@ -43,7 +43,8 @@ def survey_threshold(zero_below: float | str | None, train_info: dict[str, Any])
 
 def peak_normalised(peak_normalise: bool | str | None, train_info: dict[str, Any]) -> bool:
     """Whether drawn images are divided by their own peak, as every training image was (option
-    ``peak_normalise``): the option itself, or for ``"auto"`` whether the training images all peak at 1.
+    ``peak_normalise``): the option itself, or for ``"auto"`` whether the training images all peak at 1
+    (empty ones aside).
     Checkpoints written before 2026-12-02 do not record that; their survey units say it."""
     if peak_normalise == "auto":
         known = train_info.get("peak_one")
@@ -259,12 +260,14 @@ class Generator(Plugin, ABC):
 
     def remember_training_set(self, train: RadioImages) -> None:
         """Record what sampling needs to know about the training data (call at the start of fit)."""
+        peaks = train.images.max(axis=(1, 2, 3))
         self.train_info.update(
             class_names=list(train.class_names) if train.class_names else None,
             image_shape=list(train.images.shape[1:]),
             survey=train.survey.to_dict(),
             zero_fraction=float(np.mean(train.images == 0)),  # near 1 for thresholded surveys (FIRST)
-            peak_one=bool(np.allclose(train.images.max(axis=(1, 2, 3)), 1.0, atol=1e-4)),  # per-image peak scaled
+            # every cutout scaled to its own peak (FIRST's train split also holds 2 empty cutouts of 1758)
+            peak_one=bool(np.any(peaks > 0) and np.allclose(peaks[peaks > 0], 1.0, atol=1e-4)),
         )
 
     def cost(self) -> GeneratorCost:
