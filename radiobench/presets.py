@@ -1,7 +1,6 @@
 """Run presets. Every result records its preset; rows of different presets are never ranked together.
 
-A preset fixes the evaluation protocol (image size, bootstrap resamples, the survey threshold and peak
-normalisation of samples).
+A preset fixes the evaluation protocol (image size, bootstrap resamples, the survey threshold on samples).
 Each plugin maps the preset name to its own hyperparameters (network width, training steps, ...).
 """
 from __future__ import annotations
@@ -21,8 +20,6 @@ class Preset:
     n_bootstrap: int  # bootstrap resamples behind every metric CI
     # default of every generator's ``zero_below`` sampling option (see interfaces.survey_threshold)
     zero_below: float | str = 0.0
-    # default of every generator's ``peak_normalise`` sampling option (see interfaces.peak_normalised)
-    peak_normalise: bool | str = False
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -31,7 +28,7 @@ class Preset:
 PRESETS: dict[str, Preset] = {
     "smoke": Preset("smoke", "seconds per generator; tiny networks; for tests only", 40, 100),
     "cpu": Preset("cpu", "a generator trains in tens of minutes on 2 CPU cores; the published CPU tier", 40, 1000,
-                  zero_below="auto", peak_normalise="auto"),
+                  zero_below="auto"),
     "paper": Preset("paper", "the papers' hyperparameters at 80x80; meant for GPUs", 80, 1000),
 }
 

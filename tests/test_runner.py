@@ -190,6 +190,26 @@ def test_a_sampling_option_resamples_without_retraining(plugins, tmp_path):
     assert not (row / "train" / "train_state.pt").exists()
 
 
+def test_a_sampling_option_added_later_keeps_stored_samples(plugins, tmp_path, monkeypatch):
+    """Samples drawn before the plugin gained a sampling option count as drawn with its default; setting the
+    option re-samples (``peak_normalise``: every image divided by its own peak)."""
+    cfg = RunConfig(generators=["counting"], dataset="blobs", out=tmp_path, metrics=["mean_w1"], progress=False,
+                    reference=False, generator_options={"counting": {"zero_below": 0.3}})
+    run(cfg)
+    row = tmp_path / "counting" / "seed-0"
+    before = RadioImages.load(row / "samples.npz").images
+    monkeypatch.setattr(Counting, "sampling_options", frozenset({"zero_below", "peak_normalise"}))
+    Counting.defaults = {"peak_normalise": False}
+    summary = run(cfg)
+    assert {"counting/seed-0:fit", "counting/seed-0:samples", "counting/seed-0:mean_w1"} <= set(summary.reused)
+    cfg.generator_options = {"counting": {"zero_below": 0.3, "peak_normalise": True}}
+    summary = run(cfg)
+    assert Counting.fits == 1 and "counting/seed-0:samples" in summary.done
+    after = RadioImages.load(row / "samples.npz").images
+    np.testing.assert_allclose(after, before / before.max(axis=(1, 2, 3), keepdims=True), rtol=1e-6)
+    assert json.loads((row / "samples.json").read_text())["peak_normalised"] is True
+
+
 def test_survey_threshold_applies_to_thresholded_training_sets():
     assert survey_threshold("auto", {"zero_fraction": 0.95}) == SURVEY_THRESHOLD
     assert survey_threshold("auto", {"zero_fraction": 0.1}) == 0.0  # noisy, un-thresholded images

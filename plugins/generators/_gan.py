@@ -50,10 +50,9 @@ COMMON_OPTIONS = (
 def resolve_options(
     name: str, presets: Mapping[str, Mapping[str, Any]], preset: str, options: Mapping[str, Any]
 ) -> dict[str, Any]:
-    """The preset's options (with the preset's ``zero_below`` and ``peak_normalise``) updated by the caller's;
-    unknown names are an InputError."""
-    p = get_preset(preset)
-    base = {"zero_below": p.zero_below, "peak_normalise": p.peak_normalise, **presets[preset]}
+    """The preset's options (with the preset's ``zero_below``; ``peak_normalise`` off unless the plugin's preset
+    sets it) updated by the caller's; unknown names are an InputError."""
+    base = {"zero_below": get_preset(preset).zero_below, "peak_normalise": False, **presets[preset]}
     unknown = set(options) - set(base)
     if unknown:
         raise InputError(f"generator {name!r} has no option(s) {sorted(unknown)}; it knows {sorted(base)}")

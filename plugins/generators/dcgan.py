@@ -94,7 +94,7 @@ class DCGAN(TorchGenerator):
     steps or epochs, max_minutes, checkpoint_every, mixed_precision, augment (flips and
     90° rotations), progress, zero_below (sampling: pixels below it set to 0; "auto" at cpu, see
     ``radiobench.interfaces.survey_threshold``), peak_normalise (sampling: each image divided by its peak;
-    "auto" at cpu, see ``radiobench.interfaces.peak_normalised``)."""
+    off by default, see ``radiobench.interfaces.peak_normalised``)."""
 
     name = "dcgan"
     description = "DCGAN (Radford et al. 2015), class-conditional by label concatenation + projection discriminator"
