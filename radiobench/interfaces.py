@@ -170,17 +170,17 @@ class Generator(Plugin, ABC):
         """``config`` (default ``config()``) without the sampling options: what a trained checkpoint must
         agree with. A stored ``config`` that lacks an option this plugin has gained since reads as having
         that option's preset default (so a new option's default must keep the old behaviour)."""
-        return {k: v for k, v in self._with_defaults(config).items() if k not in self.sampling_options}
-
-    def sampling_config(self, config: dict[str, Any] | None = None) -> dict[str, Any]:
-        """The sampling options of ``config`` (default ``config()``): what a drawn sample set must agree with;
-        an option missing from a stored ``config`` reads as its preset default, as in ``training_config``."""
-        return {k: v for k, v in self._with_defaults(config).items() if k in self.sampling_options}
-
-    def _with_defaults(self, config: dict[str, Any] | None) -> dict[str, Any]:
         if config is None:
-            return self.config()
-        return {**type(self)(preset=self.preset.name, device=self.device).config(), **config}
+            config = self.config()
+        else:
+            config = {**type(self)(preset=self.preset.name, device=self.device).config(), **config}
+        return {k: v for k, v in config.items() if k not in self.sampling_options}
+
+    def sampling_config(self) -> dict[str, Any]:
+        """The sampling options of ``config()``: what a drawn sample set must agree with. A stored set that
+        lacks one (drawn before the plugin gained it) is drawn again: a sampling option's preset value need
+        not be the old behaviour (``peak_normalise`` is on for the CVAE's cpu preset), and drawing is cheap."""
+        return {k: v for k, v in self.config().items() if k in self.sampling_options}
 
     def zero_level(self) -> float:
         """Pixels of drawn images below this level are set to 0 (option ``zero_below``; 0: none)."""

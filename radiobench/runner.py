@@ -178,7 +178,7 @@ def _sample_or_load(gen: Generator, reference: RadioImages, train, seed, gdir: P
     sampling = _jsonable(gen.sampling_config())
     if path.exists():
         drawn_with = read_json(info_path).get("sampling", {}) if info_path.exists() else {}
-        if _jsonable(gen.sampling_config(drawn_with)) == sampling:
+        if drawn_with == sampling:
             summary.reused.append(f"{label}:samples")
             return RadioImages.load(path)
         log.warning("%s: samples were drawn with %s, now %s: sampling again (metrics too)", label, drawn_with, sampling)
