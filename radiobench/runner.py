@@ -182,8 +182,8 @@ def _sample_or_load(gen: Generator, reference: RadioImages, train, seed, gdir: P
             summary.reused.append(f"{label}:samples")
             return RadioImages.load(path)
         log.warning("%s: samples were drawn with %s, now %s: sampling again (metrics too)", label, drawn_with, sampling)
-        for old in (gdir / "metrics").glob("*.json"):
-            old.unlink()
+    for old in (gdir / "metrics").glob("*.json"):  # results of any earlier sample set (also one deleted by hand)
+        old.unlink()
     conditions = match_conditions(reference, train, gen.supports, np.random.default_rng([seed, 1]))
     log.info("%s: sampling %d images", label, conditions.n)
     generated = gen.sample(conditions, seed=seed, batch_size=config.batch_size, progress=config.progress)

@@ -210,6 +210,8 @@ def test_a_sampling_option_added_later_resamples(plugins, tmp_path, monkeypatch)
     after = RadioImages.load(row / "samples.npz").images
     np.testing.assert_allclose(after, before / before.max(axis=(1, 2, 3), keepdims=True), rtol=1e-6)
     assert json.loads((row / "samples.json").read_text())["peak_normalised"] is True
+    (row / "samples.npz").unlink()  # a sample set deleted by hand: drawn again, its metrics computed again
+    assert {"counting/seed-0:samples", "counting/seed-0:mean_w1"} <= set(run(cfg).done)
 
 
 def test_survey_threshold_applies_to_thresholded_training_sets():
