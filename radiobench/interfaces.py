@@ -18,7 +18,8 @@ from .seeding import image_seeds
 from .types import Conditions, GeneratorCost, InputError, MetricResult, RadioImages
 
 __all__ = [
-    "Dataset", "Generator", "Metric", "MetricContext", "Plugin", "SURVEY_THRESHOLD", "survey_threshold", "peak_normalised",
+    "Dataset", "Generator", "Metric", "MetricContext", "Plugin", "SURVEY_THRESHOLD", "survey_threshold",
+    "peak_normalised",
 ]
 
 # Level (in [0, 1] image units) below which ``zero_below="auto"`` sets sampled pixels to 0 on thresholded

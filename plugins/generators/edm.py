@@ -150,7 +150,8 @@ _ARCH = ("channels", "num_blocks", "attn_levels", "dropout", "sigma_data")
 
 def _defaults(preset: str) -> dict[str, Any]:
     """Every option's value at ``preset`` (zero_below: the preset's own; peak_normalise off)."""
-    return {**_COMMON, "zero_below": get_preset(preset).zero_below, "peak_normalise": False, **PRESET_OPTIONS[preset]}
+    zero_below = get_preset(preset).zero_below
+    return {**_COMMON, "zero_below": zero_below, "peak_normalise": False, **PRESET_OPTIONS[preset]}
 
 
 class EDM(Generator):
