@@ -7,7 +7,8 @@ p_θ(x|z, y) = Bernoulli(x | H_θ(z, y)): [z, onehot(y)] → 256 → 512 → 102
 
     −ELBO = −E_q[log p_θ(x|z, y)] + D_KL(q_φ(z|x, y) ‖ N(0, I)),  D_KL = −½ Σ_j (1 + log σ_j² − μ_j² − σ_j²)  (Eq. 6)
 
-with z = μ + σ·ε (Eq. 5). Sampling draws z ~ N(0, I) per image and returns the decoder mean H_θ(z, y).
+with z = μ + σ·ε (Eq. 5). Sampling draws z ~ N(0, I) per image and returns the decoder mean H_θ(z, y)
+(at the cpu preset thresholded and divided by its peak, as the training cutouts were: Sect. 3.4 and 7).
 Without labels (or ``conditional=False``) it is the unconditional VAE of Sect. 2.1.
 """
 from __future__ import annotations
