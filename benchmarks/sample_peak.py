@@ -14,17 +14,11 @@ import argparse
 import dataclasses
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from radiobench import MetricContext, RadioImages, get_preset
+from radiobench.interfaces import divided_by_peak
 from radiobench.registry import registry
-
-
-def peak_one(images: np.ndarray) -> np.ndarray:
-    """x / max(x) per image; empty images stay 0 (as ``Generator.sample`` does)."""
-    peak = images.max(axis=(1, 2, 3), keepdims=True)
-    return np.divide(images, peak, out=np.zeros_like(images), where=peak > 0)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -48,7 +42,7 @@ def main(argv: list[str] | None = None) -> None:
           f"{'KID peak 1':>10}")
     for row in args.rows:
         stored = RadioImages.load(row / "samples.npz")
-        scaled = dataclasses.replace(stored, images=peak_one(stored.images))
+        scaled = dataclasses.replace(stored, images=divided_by_peak(stored.images))
         values = {m.name: [m.compute(real, s, context).value for s in (stored, scaled)] for m in metrics}
         mean_peak = float(stored.images.max(axis=(1, 2, 3)).mean())
         fid, kid = values["fid_byol"], values["kid_byol"]

@@ -19,7 +19,7 @@ from .types import Conditions, GeneratorCost, InputError, MetricResult, RadioIma
 
 __all__ = [
     "Dataset", "Generator", "Metric", "MetricContext", "Plugin", "SURVEY_THRESHOLD", "survey_threshold",
-    "peak_normalised",
+    "peak_normalised", "divided_by_peak", "postprocessing_defaults",
 ]
 
 # Level (in [0, 1] image units) below which ``zero_below="auto"`` sets sampled pixels to 0 on thresholded
@@ -55,6 +55,18 @@ def peak_normalised(peak_normalise: bool | str | None, train_info: dict[str, Any
     if peak_normalise in (None, False, True):
         return bool(peak_normalise)
     raise InputError(f"peak_normalise must be true, false or 'auto'; got {peak_normalise!r}")
+
+
+def divided_by_peak(images: np.ndarray) -> np.ndarray:
+    """x / max(x) per image of (N, 1, H, W), as the survey's cutouts were scaled; empty images stay 0."""
+    peak = images.max(axis=(1, 2, 3), keepdims=True)
+    return np.divide(images, peak, out=np.zeros_like(images), where=peak > 0)
+
+
+def postprocessing_defaults(preset: str) -> dict[str, Any]:
+    """Preset values of the post-processing options of drawn images (``Generator.sample``): the preset's
+    survey threshold ``zero_below``; ``peak_normalise`` off (a plugin's own preset may turn it on)."""
+    return {"zero_below": get_preset(preset).zero_below, "peak_normalise": False}
 
 
 class Plugin:
@@ -237,9 +249,8 @@ class Generator(Plugin, ABC):
             batch = np.clip(batch, 0.0, 1.0)
             if zero_level:
                 batch[batch < zero_level] = 0.0
-            if to_peak_one:  # x / max(x) per image, as the survey's cutouts were scaled (empty images stay 0)
-                peak = batch.max(axis=(1, 2, 3), keepdims=True)
-                batch = np.divide(batch, peak, out=np.zeros_like(batch), where=peak > 0)
+            if to_peak_one:
+                batch = divided_by_peak(batch)
             out.append(batch)
             bar.update(hi - lo)
         bar.close()

@@ -23,7 +23,7 @@ from torch import nn
 
 from radiobench.checkpoint import load_config, load_weights, save_config, save_weights
 from radiobench.evaluators.augment import random_flip_rot90
-from radiobench.interfaces import Generator
+from radiobench.interfaces import Generator, postprocessing_defaults
 from radiobench.presets import get_preset
 from radiobench.seeding import PerImageRandom, seed_everything
 from radiobench.training import TrainingRun, batch_indices
@@ -50,9 +50,9 @@ COMMON_OPTIONS = (
 def resolve_options(
     name: str, presets: Mapping[str, Mapping[str, Any]], preset: str, options: Mapping[str, Any]
 ) -> dict[str, Any]:
-    """The preset's options (with the preset's ``zero_below``; ``peak_normalise`` off unless the plugin's preset
-    sets it) updated by the caller's; unknown names are an InputError."""
-    base = {"zero_below": get_preset(preset).zero_below, "peak_normalise": False, **presets[preset]}
+    """The preset's options (over ``postprocessing_defaults``) updated by the caller's; unknown names are an
+    InputError."""
+    base = {**postprocessing_defaults(preset), **presets[preset]}
     unknown = set(options) - set(base)
     if unknown:
         raise InputError(f"generator {name!r} has no option(s) {sorted(unknown)}; it knows {sorted(base)}")

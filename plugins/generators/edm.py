@@ -23,8 +23,7 @@ from torch import nn
 
 from radiobench.checkpoint import load_config, load_weights, save_config, save_weights
 from radiobench.conditioning import BoxCox
-from radiobench.interfaces import Generator
-from radiobench.presets import get_preset
+from radiobench.interfaces import Generator, postprocessing_defaults
 from radiobench.seeding import PerImageRandom
 from radiobench.training import EMA, TrainingRun, batch_indices
 from radiobench.types import Conditions, InputError, RadioImages
@@ -149,9 +148,8 @@ _ARCH = ("channels", "num_blocks", "attn_levels", "dropout", "sigma_data")
 
 
 def _defaults(preset: str) -> dict[str, Any]:
-    """Every option's value at ``preset`` (zero_below: the preset's own; peak_normalise off)."""
-    zero_below = get_preset(preset).zero_below
-    return {**_COMMON, "zero_below": zero_below, "peak_normalise": False, **PRESET_OPTIONS[preset]}
+    """Every option's value at ``preset`` (post-processing: ``postprocessing_defaults``)."""
+    return {**_COMMON, **postprocessing_defaults(preset), **PRESET_OPTIONS[preset]}
 
 
 class EDM(Generator):
