@@ -5,38 +5,48 @@ directory. Interrupt and re-run: finished work is reused; failures are recorded 
 Run directory::
 
     manifest.json                         config, preset, seeds, versions, git commit, dataset fingerprint
-    reference/seed-S/metrics/M.json       real-vs-real row (validation split, or a train draw, vs reference split)
+    reference/seed-0/metrics/M.json       the run's real-vs-real row (validation split, or a train draw, vs
+                                          reference split), evaluated once at seed 0 whichever seeds are run
     G/seed-S/train/                       resumable training state, losses.csv, training_config.json
-    G/seed-S/checkpoint/                  weights.safetensors + config.json + fit.json (cost)
+    G/seed-S/checkpoint/                  weights.safetensors + config.json + fit.json (training cost)
     G/seed-S/samples.npz                  the generated set (with its conditions)
-    G/seed-S/samples.json                 the sampling options it was drawn with (others re-sample, not re-train)
-    G/seed-S/metrics/M.json               {status: ok|skipped|error, result | reason | traceback, provenance}
-    G/seed-S/error.json                   when fit or sampling failed
+    G/seed-S/samples.json                 the sampling options it was drawn with (others re-sample, not re-train),
+                                          checkpoint_sha256, its own sha256, its sampling cost
+    G/seed-S/metrics/M.json               {status: ok|skipped|error, result | reason | traceback, inputs, provenance}
+    G/seed-S/error.json                   when fit or sampling failed (stage "fit" or "sample")
+
+Chain of custody: a sample set names the checkpoint it was drawn from and a metric record the sets it
+scored (``inputs``); whatever no longer matches its parent, lacks those fields, or does not read back
+(truncated, garbled: a warning names the file) is redone, never reused.
 """
 from __future__ import annotations
 
 import logging
+import os
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
 from .conditioning import match_conditions
-from .evaluators.cache import KINDS, current_fingerprint
+from .evaluators.cache import stale_evaluators
 from .interfaces import Dataset, Generator, Metric, MetricContext, default_cache_dir, default_device
-from .presets import get_preset
+from .presets import Preset, get_preset
 from .provenance import environment
-from .registry import registry
-from .store import read_json, write_json
+from .registry import REFERENCE_ROW, registry
+from .store import file_lock, read_json, sha256_bytes, sha256_dir, sha256_file, write_json
 from .types import InputError, MetricResult, RadioImages
 
 __all__ = ["RunConfig", "run", "REFERENCE_ROW"]
 
 log = logging.getLogger("radiobench")
-REFERENCE_ROW = "reference"
+REFERENCE_SEED = 0  # the seed the reference row is evaluated at (published runs: reference/seed-0)
+SAMPLING_COST = ("sample_seconds_per_image", "nfe_per_sample")  # recorded in samples.json; the rest in fit.json
+T = TypeVar("T")
 
 
 @dataclass
@@ -73,14 +83,8 @@ def run(config: RunConfig) -> RunSummary:
     preset = get_preset(config.preset)
     if not config.generators and not config.reference:
         raise InputError("nothing to run: name at least one generator")
-    # resolve every name first: a typo must fail before hours of training, not after
-    gen_classes = {g: registry.generator(g) for g in config.generators}
-    metric_names = config.metrics if config.metrics is not None else registry.names("metrics")
-    metric_classes = {m: registry.metric(m) for m in metric_names}
-    ds_cls = registry.dataset(config.dataset)
-    resolution = config.dataset_options.get("resolution", preset.resolution)
-    ds_opts = {k: v for k, v in config.dataset_options.items() if k != "resolution"}
-    dataset: Dataset = ds_cls(resolution=resolution, data_dir=config.data_dir, **ds_opts)
+    device = config.device or default_device()
+    gen_classes, metric_classes, dataset = _checked(config, preset, device)
 
     out = Path(config.out)
     summary = RunSummary(out=out)
@@ -89,62 +93,118 @@ def run(config: RunConfig) -> RunSummary:
     if len(reference) == 0 or len(train) == 0:
         raise InputError(f"dataset {config.dataset!r} has an empty train or reference split")
     fingerprint = dataset.fingerprint()
-    manifest = _open_manifest(out, config, dataset, fingerprint, train, reference)
-    device = config.device or default_device()
-
     real, real_source = _reference_set(dataset, train, reference)
-    manifest["reference_row"] = {"source": real_source, "n": len(real), "class_counts": real.class_counts()}
-    write_json(out / "manifest.json", manifest)
+    reference_row = {"source": real_source, "n": len(real), "class_counts": real.class_counts()}
+    manifest = _open_manifest(out, config, dataset, fingerprint, train, reference, reference_row)
+
+    memo: dict[str, Any] = {}  # real-side statistics, shared by every seed (a seed-dependent value's key names it)
+
+    def context(seed: int) -> MetricContext:
+        return MetricContext(dataset=config.dataset, dataset_fingerprint=fingerprint, train=train, preset=preset,
+                             seed=seed, device=device, cache_dir=default_cache_dir(), memo=memo)
+
+    if config.reference:  # one fixed real set: one row per run directory, whichever seeds this invocation names
+        label = f"{REFERENCE_ROW}/seed-{REFERENCE_SEED}"
+        inputs = {"real_sha256": _set_sha256(real), "reference_sha256": _set_sha256(reference)}
+        provenance = {**manifest["provenance"], "seed": REFERENCE_SEED, "reference_source": real_source}
+        _evaluate(out / label, real, reference, None, metric_classes, context(REFERENCE_SEED), provenance, inputs,
+                  summary, label)
     for seed in config.seeds:
-        context = MetricContext(
-            dataset=config.dataset,
-            dataset_fingerprint=fingerprint,
-            train=train,
-            preset=preset,
-            seed=seed,
-            device=device,
-            cache_dir=default_cache_dir(),
-        )
+        seed_context = context(seed)
         provenance = {**manifest["provenance"], "seed": seed}
-        if config.reference and seed == min(config.seeds):  # one fixed real set: evaluated once
-            _evaluate(out / REFERENCE_ROW / f"seed-{seed}", real, reference, None, metric_classes, context,
-                      {**provenance, "reference_source": real_source}, summary, label=f"{REFERENCE_ROW}/seed-{seed}")
         for name, cls in gen_classes.items():
             gdir = out / name / f"seed-{seed}"
             label = f"{name}/seed-{seed}"
+            stage = "fit"
             try:
-                gen, cost = _fit_or_load(cls, name, config, train, seed, gdir, device, summary, label)
-                generated = _sample_or_load(gen, reference, train, seed, gdir, config, summary, label)
+                gen, fit_cost, checkpoint_sha = _fit_or_load(cls, name, config, train, seed, gdir, device, summary,
+                                                             label)
+                stage = "sample"
+                generated, inputs, sample_cost = _sample_or_load(gen, checkpoint_sha, reference, train, seed, gdir,
+                                                                 config, summary, label)
             except KeyboardInterrupt:
                 raise
             except Exception as exc:
-                log.error("%s failed: %s", label, exc)
-                write_json(gdir / "error.json", {"stage": "fit/sample", "error": f"{type(exc).__name__}: {exc}",
+                log.error("%s failed (%s): %s", label, stage, exc)
+                write_json(gdir / "error.json", {"stage": stage, "error": f"{type(exc).__name__}: {exc}",
                                                  "traceback": traceback.format_exc(), "provenance": provenance})
                 summary.failed.append(label)
                 continue
             (gdir / "error.json").unlink(missing_ok=True)
-            gprov = {**provenance, "generator": name, "generator_config": gen.config(), "cost": cost}
-            _evaluate(gdir, generated, reference, gen.supports, metric_classes, context, gprov, summary, label)
-    manifest["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-    write_json(out / "manifest.json", manifest)
+            gprov = {**provenance, "generator": name, "generator_config": gen.config(),
+                     "cost": {**fit_cost, **sample_cost}}
+            _evaluate(gdir, generated, reference, gen.supports, metric_classes, seed_context, gprov, inputs, summary,
+                      label)
+    finished = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    _update_manifest(out, lambda current: {**(current or manifest), "finished": finished})
     return summary
 
 
+# -- validation: every name and value checked before any data is loaded or anything trained ------------
+def _checked(config: RunConfig, preset: Preset, device: str) -> tuple[dict[str, type], dict[str, type], Dataset]:
+    """The generator and metric classes and the dataset of ``config``; InputError for any bad name or value
+    (each generator and metric is constructed once with its options, so a bad option fails now, not after
+    hours of training)."""
+    if not config.seeds or not all(_is_int(s) and s >= 0 for s in config.seeds):
+        raise InputError(f"seeds must be non-negative integers (e.g. --seeds 0,1,2); got {config.seeds!r}")
+    if not _is_int(config.batch_size) or config.batch_size <= 0:
+        raise InputError(f"the batch size must be a positive integer; got {config.batch_size!r}")
+    resolution = config.dataset_options.get("resolution", preset.resolution)
+    if not _is_int(resolution) or resolution <= 0:
+        raise InputError(f"resolution must be a positive integer (pixels per side); got {resolution!r}")
+    _check_out(Path(config.out))
+    unknown = sorted(set(config.generator_options) - set(config.generators))
+    if unknown:
+        raise InputError(f"options given for generators not in --generators: {unknown}")
+    gen_classes = {g: registry.generator(g) for g in config.generators}
+    for name, cls in gen_classes.items():
+        opts = config.generator_options.get(name, {})
+        try:
+            cls(preset=config.preset, device=device, **opts)
+        except InputError:
+            raise
+        except (TypeError, ValueError) as err:  # an undeclared keyword, a value of the wrong kind
+            raise InputError(f"generator {name!r} does not take the options {opts}: {err}") from None
+    metric_names = config.metrics if config.metrics is not None else registry.names("metrics")
+    metric_classes = {m: registry.metric(m) for m in metric_names}
+    for mcls in metric_classes.values():
+        mcls()
+    ds_opts = {k: v for k, v in config.dataset_options.items() if k != "resolution"}
+    dataset = registry.dataset(config.dataset)(resolution=resolution, data_dir=config.data_dir, **ds_opts)
+    return gen_classes, metric_classes, dataset
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+def _check_out(out: Path) -> None:
+    """InputError unless ``out`` is (or can be made) a writable directory."""
+    existing = next(p for p in (out, *out.absolute().parents) if p.exists())
+    if not existing.is_dir():
+        raise InputError(f"--out {out}: {existing} is a file, not a directory; choose another --out")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise InputError(f"--out {out}: {existing} is not writable; choose another --out")
+
+
 # -- steps --------------------------------------------------------------------------------------
-def _fit_or_load(cls, name, config: RunConfig, train, seed, gdir: Path, device, summary, label):
+def _fit_or_load(cls, name, config: RunConfig, train, seed, gdir: Path, device, summary,
+                 label) -> tuple[Generator, dict[str, Any], str]:
+    """The generator (trained now, or its checkpoint loaded), its training cost and its checkpoint's sha256."""
     opts = config.generator_options.get(name, {})
     gen: Generator = cls(preset=config.preset, device=device, **opts)
     ckpt = gdir / "checkpoint"
-    if (ckpt / "fit.json").exists():
-        fit_info = read_json(ckpt / "fit.json")
-        if _jsonable(gen.training_config(fit_info.get("config", {}))) == _jsonable(gen.training_config()):
+    fit_info = _record(ckpt / "fit.json", config=dict, cost=dict)
+    if fit_info is not None:
+        if _jsonable(gen.training_config(fit_info["config"])) == _jsonable(gen.training_config()):
             # sample with this run's sampling options (preset defaults included), not those stored at fit time
             gen = cls(preset=config.preset, device=device, **{**gen.sampling_config(), **opts})
-            gen.load(ckpt)
-            summary.reused.append(f"{label}:fit")
-            return gen, fit_info["cost"]
-        log.warning("%s: checkpoint was made with another configuration; training again", label)
+            if _load_checkpoint(gen, ckpt):
+                summary.reused.append(f"{label}:fit")
+                return gen, _training_cost(fit_info["cost"]), _checkpoint_sha256(ckpt)
+            gen = cls(preset=config.preset, device=device, **opts)
+        else:
+            log.warning("%s: checkpoint was made with another configuration; training again", label)
     log.info("%s: training (preset %s)", label, config.preset)
     t0 = time.perf_counter()
     gen.fit(train, seed=seed, workdir=_training_workdir(gdir, gen, label))
@@ -152,63 +212,127 @@ def _fit_or_load(cls, name, config: RunConfig, train, seed, gdir: Path, device, 
     if not cost.train_seconds:
         cost.train_seconds = time.perf_counter() - t0
     gen.save(ckpt)
-    write_json(ckpt / "fit.json", {"config": _jsonable(gen.config()), "cost": cost.to_dict(), "seed": seed})
+    fit_cost = _training_cost(cost.to_dict())
+    write_json(ckpt / "fit.json", {"config": _jsonable(gen.config()), "cost": fit_cost, "seed": seed})
     summary.done.append(f"{label}:fit")
-    return gen, cost.to_dict()
+    return gen, fit_cost, _checkpoint_sha256(ckpt)
+
+
+def _training_cost(cost: dict[str, Any]) -> dict[str, Any]:
+    """A cost without the sampling part (recorded with the sample set; fit.json of old runs holds it too)."""
+    return {k: v for k, v in cost.items() if k not in SAMPLING_COST}
+
+
+def _checkpoint_sha256(ckpt: Path) -> str:
+    """Hash of the weights and configuration a checkpoint holds (fit.json, the runner's record, aside)."""
+    return sha256_dir(ckpt, exclude=("fit.json",))
+
+
+def _load_checkpoint(gen: Generator, ckpt: Path) -> bool:
+    """Load ``ckpt`` into ``gen``; False (a warning names the file) when a file of it does not read back."""
+    readers: dict[str, Callable[[Path], Any]] = {".json": read_json, ".safetensors": _safetensors_keys}
+    for f in sorted(ckpt.iterdir()):
+        if f.suffix in readers and not f.name.startswith(".") and _stored(f, readers[f.suffix]) is None:
+            return False
+    return _stored(ckpt, lambda p: gen.load(p) or True) is not None
+
+
+def _safetensors_keys(path: Path) -> list[str]:
+    """The tensor names of a safetensors file (reads the header; a truncated file fails here)."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), "np") as fh:
+        return list(fh.keys())
 
 
 def _training_workdir(gdir: Path, gen: Generator, label: str) -> Path:
     """``gdir/train``, where an interrupted fit resumes; a training state left by another configuration
-    is moved to ``train-previous`` instead of being resumed."""
+    (or whose stamp does not read back) is moved to ``train-previous`` instead of being resumed."""
     import shutil
 
     workdir, stamp = gdir / "train", gdir / "train" / "training_config.json"
     training_config = _jsonable(gen.training_config())
-    if stamp.exists() and _jsonable(gen.training_config(read_json(stamp))) != training_config:
-        log.warning("%s: %s holds a training state of another configuration; moved to train-previous", label, workdir)
-        shutil.rmtree(gdir / "train-previous", ignore_errors=True)
-        workdir.rename(gdir / "train-previous")
+    if stamp.exists():
+        stored = _stored(stamp, read_json)
+        if not isinstance(stored, dict) or _jsonable(gen.training_config(stored)) != training_config:
+            log.warning("%s: %s holds a training state of another configuration; moved to train-previous",
+                        label, workdir)
+            shutil.rmtree(gdir / "train-previous", ignore_errors=True)
+            workdir.rename(gdir / "train-previous")
     workdir.mkdir(parents=True, exist_ok=True)
     write_json(stamp, training_config)
     return workdir
 
 
-def _sample_or_load(gen: Generator, reference: RadioImages, train, seed, gdir: Path, config: RunConfig, summary, label):
+def _sample_or_load(gen: Generator, checkpoint_sha: str, reference: RadioImages, train, seed, gdir: Path,
+                    config: RunConfig, summary, label) -> tuple[RadioImages, dict[str, str], dict[str, Any]]:
+    """The sample set drawn from this checkpoint with these sampling options (the stored one when it is
+    that set, else drawn now), the ``inputs`` of the metrics that score it, and its sampling cost."""
     path, info_path = gdir / "samples.npz", gdir / "samples.json"
     sampling = _jsonable(gen.sampling_config())
-    if path.exists():
-        drawn_with = read_json(info_path).get("sampling", {}) if info_path.exists() else {}
-        if drawn_with == sampling:
+    info = _record(info_path) if path.exists() else None
+    if info is not None:
+        why = _resample_reason(info, sampling, checkpoint_sha, path)
+        if why is None and (stored := _stored(path, RadioImages.load)) is not None:
             summary.reused.append(f"{label}:samples")
-            return RadioImages.load(path)
-        log.warning("%s: samples were drawn with %s, now %s: sampling again (metrics too)", label, drawn_with, sampling)
-    for old in (gdir / "metrics").glob("*.json"):  # results of any earlier sample set (also one deleted by hand)
-        old.unlink()
+            return stored, _inputs(info), info["cost"]
+        if why is not None:
+            log.warning("%s: %s: sampling again (metrics too)", label, why)
     conditions = match_conditions(reference, train, gen.supports, np.random.default_rng([seed, 1]))
     log.info("%s: sampling %d images", label, conditions.n)
     generated = gen.sample(conditions, seed=seed, batch_size=config.batch_size, progress=config.progress)
     generated.save(path)
-    write_json(info_path, {"sampling": sampling, "zero_level": gen.zero_level(),
-                           "peak_normalised": gen.peak_normalised(), "n": len(generated), "seed": seed})
-    fit_path = gdir / "checkpoint" / "fit.json"
-    info = read_json(fit_path)
-    info["cost"]["sample_seconds_per_image"] = gen.cost().sample_seconds_per_image
-    info["cost"]["nfe_per_sample"] = gen.cost().nfe_per_sample
-    write_json(fit_path, info)
+    cost = {k: getattr(gen.cost(), k) for k in SAMPLING_COST}
+    info = {"sampling": sampling, "zero_level": gen.zero_level(), "peak_normalised": gen.peak_normalised(),
+            "n": len(generated), "seed": seed, "checkpoint_sha256": checkpoint_sha, "sha256": sha256_file(path),
+            "cost": cost}
+    write_json(info_path, info)
+    inputs = _inputs(info)
+    for old in (gdir / "metrics").glob("*.json"):  # results of an earlier sample set (also one deleted by hand)
+        if not isinstance(record := _stored(old, read_json), dict) or record.get("inputs") != inputs:
+            old.unlink()
     summary.done.append(f"{label}:samples")
-    return generated
+    return generated, inputs, cost
 
 
-def _evaluate(rowdir: Path, generated, reference, supports, metric_classes, context, provenance, summary, label):
+def _resample_reason(info: dict[str, Any], sampling: dict[str, Any], checkpoint_sha: str, path: Path) -> str | None:
+    """Why a stored sample set is not the one this run would draw (None: it is)."""
+    if info.get("sampling", {}) != sampling:
+        return f"samples were drawn with {info.get('sampling', {})}, now {sampling}"
+    if info.get("checkpoint_sha256") != checkpoint_sha:
+        return "samples were drawn from another checkpoint" if info.get("checkpoint_sha256") else \
+            "samples record no checkpoint (drawn before radiobench recorded it)"
+    if not isinstance(info.get("cost"), dict):
+        return "samples record no sampling cost"
+    if info.get("sha256") != sha256_file(path):
+        return f"{path} does not match the sha256 recorded in {path.with_suffix('.json')}"
+    return None
+
+
+def _inputs(info: dict[str, Any]) -> dict[str, str]:
+    """What a generator row's metrics score: the sample set and the checkpoint it was drawn from."""
+    return {"samples_sha256": info["sha256"], "checkpoint_sha256": info["checkpoint_sha256"]}
+
+
+def _set_sha256(images: RadioImages) -> str:
+    """Content hash of an image set in memory (images and everything that goes with them)."""
+    arrays = [images.images, images.labels, images.peak_flux, images.masks, *images.extra.values()]
+    return sha256_bytes(repr((images.class_names, sorted(images.extra))).encode(),
+                        *(np.ascontiguousarray(a).tobytes() for a in arrays if a is not None))
+
+
+def _evaluate(rowdir: Path, generated, reference, supports, metric_classes, context, provenance,
+              inputs: dict[str, str], summary, label):
     for mname, mcls in metric_classes.items():
         path = rowdir / "metrics" / f"{mname}.json"
-        if path.exists() and (old := read_json(path)).get("status") in ("ok", "skipped"):
-            stale = _stale_fingerprints(old, context)
-            if not stale:
+        old = _record(path, status=str)
+        if old is not None and old["status"] in ("ok", "skipped"):
+            why = _distrust(old, mname, inputs, context)
+            if why is None:
                 summary.reused.append(f"{label}:{mname}")
                 continue
-            log.warning("%s: re-evaluating %s: %s changed since it was computed", label, mname, ", ".join(stale))
-        record: dict[str, Any] = {"metric": mname, "provenance": provenance}
+            log.warning("%s: re-evaluating %s: %s", label, path, why)
+        record: dict[str, Any] = {"metric": mname, "inputs": inputs, "provenance": provenance}
         try:
             metric: Metric = mcls()
             reason = metric.applicable(reference, supports)
@@ -229,11 +353,59 @@ def _evaluate(rowdir: Path, generated, reference, supports, metric_classes, cont
         write_json(path, record)
 
 
+def _distrust(record: dict[str, Any], name: str, inputs: dict[str, str], context: MetricContext) -> str | None:
+    """Why a stored ok/skipped metric record cannot stand for this run's result (None: it can)."""
+    if "inputs" not in record:
+        return "it records no inputs (computed before radiobench recorded them)"
+    if record["inputs"] != inputs:
+        return "the sets it scored have changed"
+    if record.get("metric") != name or (record["status"] == "ok" and not _well_formed(record.get("result")))\
+            or (record["status"] == "skipped" and not isinstance(record.get("reason"), str)):
+        return "the stored record is malformed"
+    stale = _stale_fingerprints(record, context)
+    return f"{', '.join(stale)} changed since it was computed" if stale else None
+
+
+def _well_formed(result: Any) -> bool:
+    """Whether a stored result reads back as a MetricResult with numeric (or null: NaN) values."""
+    try:
+        MetricResult.from_dict(result)
+    except (TypeError, ValueError):
+        return False
+    numbers = [result.get(k, "missing") for k in ("value", "ci_low", "ci_high")]
+    return all(v is None or (isinstance(v, (int, float)) and not isinstance(v, bool)) for v in numbers)
+
+
+# -- stored files ---------------------------------------------------------------------------------
+def _stored(path: Path, load: Callable[[Path], T]) -> T | None:
+    """``load(path)``; None when the file is missing or does not read back (truncated, garbled: a warning
+    names it), so that the caller redoes what it held."""
+    if not path.exists():
+        return None
+    try:
+        return load(path)
+    except Exception as err:
+        log.warning("%s does not read back (%s: %s); it is redone", path, type(err).__name__, err)
+        return None
+
+
+def _record(path: Path, **fields: type) -> dict[str, Any] | None:
+    """The JSON object stored at ``path`` when it has ``fields`` of their types (else None, with a warning
+    naming the file)."""
+    obj = _stored(path, read_json)
+    if obj is not None and not (isinstance(obj, dict) and all(isinstance(obj.get(k), t) for k, t in fields.items())):
+        needs = ", ".join(f"{k} ({t.__name__})" for k, t in fields.items()) or "an object"
+        log.warning("%s is not a radiobench record (it needs %s); it is redone", path, needs)
+        return None
+    return obj
+
+
 def _stale_fingerprints(record: dict[str, Any], context: MetricContext) -> list[str]:
     """Names of the data / evaluator networks a stored result was computed with that this run would
-    replace (another dataset version, or a built-in evaluator whose training configuration changed)."""
+    replace (another dataset version, or a built-in evaluator trained from another configuration or holding
+    other weights)."""
     used = (record.get("result") or {}).get("fingerprints", {})
-    stale = [k for k, fp in used.items() if k in KINDS and fp != current_fingerprint(k, context)]
+    stale = stale_evaluators(used, context)
     if "dataset" in used and used["dataset"] != context.dataset_fingerprint:
         stale.append("dataset")
     return stale
@@ -257,50 +429,72 @@ def _reference_set(dataset: Dataset, train: RadioImages, reference: RadioImages)
     else:
         idx = np.concatenate([
             rng.choice(members := np.flatnonzero(pool.labels == c), size=k, replace=len(members) < k)
-            for c, k in enumerate(np.bincount(reference.labels, minlength=len(reference.class_names)))
+            for c, k in enumerate(np.bincount(reference.labels, minlength=len(reference.class_names or ())))
             if k
         ])
     return pool.subset(idx), source
 
 
-def _open_manifest(out: Path, config: RunConfig, dataset, fingerprint, train, reference) -> dict[str, Any]:
+def _open_manifest(out: Path, config: RunConfig, dataset, fingerprint, train, reference,
+                   reference_row: dict[str, Any]) -> dict[str, Any]:
+    """Write this run's manifest, merged (seeds, generators) with the one already in ``out``; InputError
+    when ``out`` holds a run of another dataset or preset."""
+    identity = _jsonable({**config.identity(), "dataset_fingerprint": fingerprint})
+
+    def merge(current: dict[str, Any] | None) -> dict[str, Any]:
+        seeds, gens = set(config.seeds), list(config.generators)
+        if current is not None:
+            if current.get("identity") != identity:
+                raise InputError(
+                    f"{out} holds a run with {current.get('identity')}, not {identity}; choose another --out")
+            seeds |= set(current["config"]["seeds"])
+            gens = list(dict.fromkeys(current["config"]["generators"] + gens))
+        cfg = {**asdict(config), "out": str(config.out), "seeds": sorted(seeds), "generators": gens}
+        return {
+            "identity": identity,
+            "config": _jsonable(cfg),
+            "preset": get_preset(config.preset).to_dict(),
+            "dataset": {
+                "name": config.dataset,
+                "config": _jsonable(dataset.config()),
+                "fingerprint": fingerprint,
+                "train_split": dataset.train_split,
+                "reference_split": dataset.reference_split,
+                "n_train": len(train),
+                "n_reference": len(reference),
+                "class_counts_reference": reference.class_counts(),
+                "survey": reference.survey.to_dict(),
+            },
+            "provenance": {
+                "preset": config.preset,
+                "dataset": config.dataset,
+                "dataset_fingerprint": fingerprint,
+                **environment(),
+            },
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "reference_row": reference_row,
+        }
+
+    return _update_manifest(out, merge)
+
+
+def _update_manifest(out: Path, update: Callable[[dict[str, Any] | None], dict[str, Any]]) -> dict[str, Any]:
+    """Read ``out/manifest.json`` (None when there is none), ``update`` it and write it back, holding a lock
+    on ``out/.manifest.lock``: runs sharing a directory wait for each other instead of dropping each
+    other's seeds and generators. A manifest that does not read back is an InputError (never overwritten)."""
     path = out / "manifest.json"
-    identity = {**config.identity(), "dataset_fingerprint": fingerprint}
-    if path.exists():
-        manifest = read_json(path)
-        if manifest.get("identity") != _jsonable(identity):
-            raise InputError(
-                f"{out} holds a run with {manifest.get('identity')}, not {identity}; choose another --out"
-            )
-        seeds = sorted(set(manifest["config"]["seeds"]) | set(config.seeds))
-        gens = list(dict.fromkeys(manifest["config"]["generators"] + config.generators))
-    else:
-        seeds, gens = sorted(set(config.seeds)), list(config.generators)
-    cfg = {**asdict(config), "out": str(config.out), "seeds": seeds, "generators": gens}
-    manifest = {
-        "identity": _jsonable(identity),
-        "config": _jsonable(cfg),
-        "preset": get_preset(config.preset).to_dict(),
-        "dataset": {
-            "name": config.dataset,
-            "config": _jsonable(dataset.config()),
-            "fingerprint": fingerprint,
-            "train_split": dataset.train_split,
-            "reference_split": dataset.reference_split,
-            "n_train": len(train),
-            "n_reference": len(reference),
-            "class_counts_reference": reference.class_counts(),
-            "survey": reference.survey.to_dict(),
-        },
-        "provenance": {
-            "preset": config.preset,
-            "dataset": config.dataset,
-            "dataset_fingerprint": fingerprint,
-            **environment(),
-        },
-        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-    }
-    write_json(path, manifest)
+    with file_lock(out / ".manifest.lock"):
+        current = None
+        if path.exists():
+            try:
+                current = read_json(path)
+                if not isinstance(current, dict) or not {"seeds", "generators"} <= set(current["config"]):
+                    raise ValueError("not a radiobench manifest")
+            except (ValueError, KeyError, TypeError) as err:
+                raise InputError(f"{path} is corrupt ({err}); it records this run directory's configuration: "
+                                 "restore it from a backup, or choose another --out") from None
+        manifest = update(current)
+        write_json(path, manifest)
     return manifest
 
 

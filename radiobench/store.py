@@ -3,14 +3,17 @@ never leaves a half-written result, checkpoint or cache entry behind."""
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import json
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
-__all__ = ["atomic_path", "write_json", "read_json", "sha256_file", "sha256_bytes", "stable_hash"]
+__all__ = ["atomic_path", "write_json", "read_json", "sha256_file", "sha256_bytes", "sha256_dir", "stable_hash",
+           "file_lock"]
 
 
 @contextlib.contextmanager
@@ -25,10 +28,32 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         yield tmp_path
         with open(tmp_path, "rb+") as fh:
             os.fsync(fh.fileno())
+        tmp_path.chmod(0o666 & ~_umask())  # mkstemp makes 0600; a plain open() would follow the umask
         os.replace(tmp_path, path)
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+def _umask() -> int:
+    """The process's umask, read without changing it where Linux shows it (other threads may be writing)."""
+    with contextlib.suppress(OSError, ValueError, StopIteration):
+        status = Path("/proc/self/status").read_text()
+        return int(next(line.split()[1] for line in status.splitlines() if line.startswith("Umask:")), 8)
+    mask = os.umask(0o022)  # elsewhere reading the umask means setting it: put it straight back
+    os.umask(mask)
+    return mask
+
+
+@contextlib.contextmanager
+def file_lock(path: str | os.PathLike) -> Iterator[None]:
+    """Hold an exclusive lock on ``path`` (created if missing) for the block: processes (and threads) that
+    lock the same file wait for each other."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)  # released when the file is closed
+        yield
 
 
 def write_json(path: str | os.PathLike, obj: Any) -> None:
@@ -54,11 +79,28 @@ def _json_default(o: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
-def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
+def sha256_file(path: str | os.PathLike) -> str:
+    return _feed(hashlib.sha256(), path).hexdigest()
+
+
+def _feed(h: Any, path: str | os.PathLike, chunk: int = 1 << 20) -> Any:
+    """``h`` updated with the bytes of the file ``path``."""
     with open(path, "rb") as fh:
         while block := fh.read(chunk):
             h.update(block)
+    return h
+
+
+def sha256_dir(path: str | os.PathLike, exclude: tuple[str, ...] = ()) -> str:
+    """sha256 over the files under ``path`` (sorted by relative name; names and bytes both count), skipping
+    hidden files (temporaries of ``atomic_path``) and names in ``exclude``."""
+    root = Path(path)
+    files = sorted((f.relative_to(root).as_posix(), f) for f in root.rglob("*")
+                   if f.is_file() and not f.name.startswith(".") and f.name not in exclude)
+    h = hashlib.sha256()
+    for name, f in files:
+        h.update(f"{len(name)}:{name}:{f.stat().st_size}:".encode())
+        _feed(h, f)
     return h.hexdigest()
 
 

@@ -40,7 +40,7 @@ class _DistributionDistance(Metric):
             out["hist"] = {"real": poisson_histogram(a, bins), "generated": poisson_histogram(b, bins)}
             return out
 
-        res = context.remember(key, both)
+        res = context.remember(f"{key}:seed-{context.seed}", both)  # the bootstrap depends on the seed
         iv = res[self.statistic]
         return MetricResult(
             metric=self.name,
