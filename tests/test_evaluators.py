@@ -2,9 +2,8 @@
 export/import with verification) and the ``radiobench evaluators`` command line."""
 from __future__ import annotations
 
-import dataclasses
-
 import argparse
+import dataclasses
 import json
 import sys
 import tarfile
@@ -16,13 +15,25 @@ from scipy import linalg
 
 from radiobench import MetricContext, get_preset
 from radiobench.evaluators import (
-    KINDS, embed, export_evaluators, fingerprint_payload, get_evaluator, import_evaluators, list_evaluators, load_entry,
+    KINDS,
+    embed,
+    export_evaluators,
+    fingerprint_payload,
+    get_evaluator,
+    import_evaluators,
+    list_evaluators,
+    load_entry,
 )
 from radiobench.evaluators.augment import Augment, gaussian_blur, random_flip_rot90
 from radiobench.evaluators.base import total_steps
 from radiobench.evaluators.classifier import ResNetClassifier
 from radiobench.evaluators.frechet import (
-    fid_bootstrap, fid_from_features, frechet_distance, kid_bootstrap, kid_from_features, trace_sqrt_product,
+    fid_bootstrap,
+    fid_from_features,
+    frechet_distance,
+    kid_bootstrap,
+    kid_from_features,
+    trace_sqrt_product,
 )
 from radiobench.evaluators.resnet import ResNet18
 from radiobench.interfaces import default_cache_dir
@@ -233,13 +244,20 @@ def test_cli(synth_ctx, tmp_path, capsys):
         return args.func(args)
 
     assert call("list", "--cache-dir", str(ctx.cache_dir)) == 0
-    assert ev.fingerprint in capsys.readouterr().out
+    out = capsys.readouterr().out
+    row = next(line for line in out.splitlines() if ev.fingerprint in line)
+    assert ev.weights_sha256[:16] in row.split() and "weights" in out.splitlines()[0].split()
     assert call("export", str(tmp_path / "x.tar"), "--fingerprint", ev.fingerprint, "--cache-dir", str(ctx.cache_dir)) == 0
+    assert f"{ev.path.name}  weights sha256 {ev.weights_sha256}" in capsys.readouterr().out
+    with tarfile.open(tmp_path / "x.tar") as tar:  # the archive carries the weights hash it is verified against
+        meta = json.load(tar.extractfile(f"{ev.path.name}/metadata.json"))
+    assert meta["weights_sha256"] == ev.weights_sha256
     assert call("import", str(tmp_path / "x.tar"), "--cache-dir", str(tmp_path / "c2")) == 0
+    assert f"{ev.path.name}  weights sha256 {ev.weights_sha256}" in capsys.readouterr().out
     assert call("list", "--json", "--cache-dir", str(tmp_path / "c2")) == 0
     out = capsys.readouterr().out
     rows = json.loads(out[out.index("["):])
-    assert [r["fingerprint"] for r in rows] == [ev.fingerprint]
+    assert [(r["fingerprint"], r["weights_sha256"]) for r in rows] == [(ev.fingerprint, ev.weights_sha256)]
     args = parser.parse_args(["evaluators", "train", "--dataset", "synthetic", "--kinds", "radio_cnn", "--preset", "smoke",
                               "--dataset-option", "n_train=16", "--dataset-option", "n_test=4", "--dataset-option",
                               "n_valid=4", "--dataset-option", "resolution=16", "--cache-dir", str(tmp_path / "c3"), "-q"])

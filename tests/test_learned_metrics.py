@@ -10,9 +10,10 @@ import torch
 
 from radiobench import MetricContext, MetricResult, RadioImages, get_preset
 from radiobench.evaluators import embed, get_evaluator
-from radiobench.interfaces import default_cache_dir
 from radiobench.evaluators.augment import blank_edges, degrade_blur, degrade_noise
 from radiobench.evaluators.frechet import fid_from_features
+from radiobench.interfaces import default_cache_dir
+from radiobench.store import sha256_file
 from radiobench.types import InputError
 from radiobench_plugins.metrics.classifier_accuracy import ClassifierAccuracy
 from radiobench_plugins.metrics.fid_byol import FidByol, KidByol
@@ -48,10 +49,13 @@ def pixel_floor(train: RadioImages, n: int, seed: int = 0) -> RadioImages:
     return RadioImages(images=train.images[idx, 0, np.arange(h)[:, None], np.arange(w)[None, :]], survey=train.survey)
 
 
-def check_result(r: MetricResult, name: str, n: int, fingerprint_key: str) -> None:
+def check_result(r: MetricResult, name: str, n: int, fingerprint_key: str, ctx: MetricContext) -> None:
     assert r.metric == name and r.n_real == n and r.n_generated == n
     assert r.ci_low <= r.value + 1e-9 and r.value <= r.ci_high + 1e-9 or name in ("fid_byol", "kid_byol")
     assert fingerprint_key in r.fingerprints and len(r.fingerprints[fingerprint_key]) == 16
+    ev = get_evaluator(fingerprint_key, ctx)  # identity = training fingerprint + weights sha256
+    assert r.fingerprints == {**ev.identity, "dataset": r.fingerprints["dataset"]}
+    assert r.fingerprints[f"{fingerprint_key}_weights"] == sha256_file(ev.path / "weights.safetensors")
     assert r.fingerprints["dataset"] == "synthetic-smoke-test"
 
 
@@ -61,7 +65,7 @@ def test_every_learned_metric_runs(synth):
     for metric, key in ((FidByol(), "byol"), (KidByol(), "byol"), (RAMIS(), "radio_cnn"),
                         (ClassifierAccuracy(), "classifier"), (SegmentationIoU(), "segmenter")):
         r = metric.compute(test, gen, ctx)
-        check_result(r, metric.name, len(test), key)
+        check_result(r, metric.name, len(test), key, ctx)
         assert np.isfinite(r.value) and np.isfinite(r.ci_low) and np.isfinite(r.ci_high)
         r2 = MetricResult.from_dict(r.to_dict())  # JSON round trip of details
         assert r2.value == r.value

@@ -57,5 +57,5 @@ class ClassifierAccuracy(Metric):
             direction=self.direction, n_real=len(real), n_generated=len(generated),
             details={"class_names": list(names), "generated": gen, "real_reference": ref,
                      "paper_000": {"real_test": 0.815, "generated_omega_0.75": 0.834}},
-            fingerprints={"classifier": ev.fingerprint, "dataset": context.dataset_fingerprint},
+            fingerprints={**ev.identity, "dataset": context.dataset_fingerprint},
         )

@@ -53,7 +53,7 @@ class _ByolDistance(Metric):
         return MetricResult(
             metric=self.name, value=iv.value, ci_low=low, ci_high=iv.high, direction=self.direction,
             n_real=n, n_generated=n, unit=self.unit, details=details,
-            fingerprints={"byol": ev.fingerprint, "dataset": context.dataset_fingerprint},
+            fingerprints={**ev.identity, "dataset": context.dataset_fingerprint},
         )
 
 

@@ -56,5 +56,5 @@ class RAMIS(Metric):
                 "real_ramis": ramis_score(pr),
                 "mean_max_probability": float(pg.max(1).mean()),
             },
-            fingerprints={"radio_cnn": ev.fingerprint, "dataset": context.dataset_fingerprint},
+            fingerprints={**ev.identity, "dataset": context.dataset_fingerprint},
         )

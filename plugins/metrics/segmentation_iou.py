@@ -54,5 +54,5 @@ class SegmentationIoU(Metric):
                 "real_ceiling": {"iou": float(iou_r.mean()), "ci": [rlo, rhi], "source_iou": nanmean(src_r)},
                 "per_image_iou_histogram": np.histogram(iou_g, bins=10, range=(0, 1))[0].tolist(),
             },
-            fingerprints={"segmenter": ev.fingerprint, "dataset": context.dataset_fingerprint},
+            fingerprints={**ev.identity, "dataset": context.dataset_fingerprint},
         )

@@ -2,26 +2,46 @@
 (dataset content, resolution, architecture + training config, seed, code version) and stored as
 
     <cache_dir>/evaluators/<kind>-<fingerprint>/weights.safetensors   tensors (never pickle)
-                                                /metadata.json        payload, fingerprint, weights sha256, training summary
+                                                /metadata.json        payload, fingerprint, weights sha256,
+                                                                      training summary
                                                 /losses.csv           the loss curve
 
 Training runs in ``<cache_dir>/evaluators/.work/<kind>-<fingerprint>`` (TrainingRun checkpoints, so an
 interrupted training resumes) and the finished entry is renamed into place in one step.
 Export/import move entries between labs as a tar of those plain files; import re-derives the
 fingerprint from the metadata, checks the weights' sha256 and loads them into the architecture.
+
+Identity: an evaluator is its fingerprint (what it was trained from) *and* the sha256 of its weights
+(training is not bit-reproducible across machines). Metric results record both (``Evaluator.identity``:
+``fingerprints["byol"]``, ``fingerprints["byol_weights"]``); ``stale_evaluators`` says which a stored
+result no longer matches. Weights that do not match the sha256 in their metadata.json are refused, in
+the cache and in archives alike (never silently retrained over: delete the entry to retrain it).
+
+Archive limits (import; checked on each member's declared size before anything is extracted):
+weights.safetensors at most 256 MiB (the largest real evaluator, the cpu/paper classifier, writes
+43 MiB), metadata.json 1 MiB, losses.csv 16 MiB, at most 256 entries, and in all at most 2 GiB and at
+most 16 MiB + 32x the archive's own size (trained weights barely compress: real exports unpack to about
+their size). An import is all or nothing: every entry is unpacked and verified in a staging directory
+before any of them enters the cache.
 """
 from __future__ import annotations
 
+import lzma
 import os
+import re
 import shutil
 import tarfile
 import tempfile
 import time
+import zlib
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 import numpy as np
+import torch
+from safetensors import SafetensorError
 from torch import nn
 
 from .. import __version__
@@ -38,6 +58,8 @@ __all__ = [
     "Evaluator",
     "get_evaluator",
     "current_fingerprint",
+    "current_weights",
+    "stale_evaluators",
     "fingerprint_payload",
     "train_evaluator",
     "load_entry",
@@ -49,6 +71,11 @@ __all__ = [
 
 KINDS: dict[str, EvaluatorSpec] = {s.kind: s for s in (byol.SPEC, classifier.SPEC, radio_cnn.SPEC, segmenter.SPEC)}
 FILES = ("weights.safetensors", "metadata.json", "losses.csv")
+REQUIRED_FILES = ("weights.safetensors", "metadata.json")
+MAX_FILE_BYTES = {"weights.safetensors": 256 << 20, "metadata.json": 1 << 20, "losses.csv": 16 << 20}
+MAX_UNPACKED_BYTES = 2 << 30
+MAX_ENTRIES = 256
+ENTRY_NAME = re.compile(r"([a-z_0-9]+)-([0-9a-f]{16})")
 
 
 @dataclass
@@ -65,6 +92,16 @@ class Evaluator:
     def class_names(self) -> tuple[str, ...] | None:
         names = self.metadata["payload"].get("class_names")
         return tuple(names) if names else None
+
+    @property
+    def weights_sha256(self) -> str:
+        return self.metadata["weights_sha256"]
+
+    @property
+    def identity(self) -> dict[str, str]:
+        """What a metric result records in its ``fingerprints``: the training fingerprint under the kind's
+        name, the sha256 of the weights under ``<kind>_weights``."""
+        return {self.kind: self.fingerprint, f"{self.kind}_weights": self.weights_sha256}
 
 
 def evaluator_root(cache_dir: str | os.PathLike) -> Path:
@@ -139,7 +176,10 @@ def get_evaluator(
     def obtain() -> Evaluator:
         entry = evaluator_root(context.cache_dir) / f"{kind}-{fp}"
         if entry.exists():
-            return load_entry(entry)
+            try:
+                return load_entry(entry)
+            except InputError as err:
+                raise InputError(f"{err}; delete {entry} to retrain this evaluator, or import it again") from None
         if not train:
             raise InputError(
                 f"no cached {kind} evaluator {fp} for dataset {context.dataset!r} (preset {context.preset.name}); "
@@ -148,7 +188,45 @@ def get_evaluator(
         return train_evaluator(payload, context.train, context.cache_dir, device=context.device,
                                preset=context.preset.name, progress=progress)
 
-    return context.remember(f"evaluators/{kind}/{fp}", obtain)
+    return context.remember(_memo_key(kind, fp), obtain)
+
+
+def _memo_key(kind: str, fp: str) -> str:
+    return f"evaluators/{kind}/{fp}"
+
+
+def current_weights(kind: str, context: MetricContext) -> str | None:
+    """The sha256 of the weights this context would use for ``kind`` (default seed and config): those
+    already loaded in this context, else those in the cache; None when no such evaluator is cached yet
+    (it would be trained afresh, into weights not known now)."""
+    fp = current_fingerprint(kind, context)
+    loaded = context.memo.get(_memo_key(kind, fp))
+    if loaded is not None:
+        return loaded.weights_sha256
+    path = evaluator_root(context.cache_dir) / f"{kind}-{fp}" / "weights.safetensors"
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return context.remember(f"evaluators/weights/{path}/{st.st_ino}/{st.st_mtime_ns}/{st.st_size}",
+                            lambda: sha256_file(path))
+
+
+def stale_evaluators(fingerprints: Mapping[str, str], context: MetricContext) -> list[str]:
+    """The evaluator kinds in a result's ``fingerprints`` that this run would not reuse: another training
+    fingerprint, or other weights than ``<kind>_weights`` records (a result that records none, written
+    before weights were recorded, counts as stale; so does one whose evaluator is no longer cached)."""
+    stale = []
+    for kind, fp in fingerprints.items():
+        if kind not in KINDS:
+            continue
+        try:
+            same = fp == current_fingerprint(kind, context)
+        except InputError:  # this dataset cannot train that kind any more (e.g. its masks are gone)
+            same = False
+        if not same or fingerprints.get(f"{kind}_weights") != current_weights(kind, context):
+            stale.append(kind)
+    return stale
 
 
 def train_evaluator(
@@ -211,41 +289,81 @@ def train_evaluator(
 
 
 def load_entry(path: str | os.PathLike) -> Evaluator:
-    """Load and verify one cache entry: fingerprint = hash(payload), name, version, weights sha256, shapes."""
-    path = Path(path)
-    meta = read_json(path / "metadata.json")
+    """Load and verify one cache entry: fingerprint = hash(payload), name, version, weights sha256, shapes.
+    Weights that do not match the sha256 in metadata.json are refused (InputError), never used."""
+    return _verified(Path(path), str(path))
+
+
+def _verified(path: Path, label: str) -> Evaluator:
+    """load_entry for the entry directory ``path``, errors naming ``label`` (the path, or archive:entry)."""
+    for f in REQUIRED_FILES:
+        if not (path / f).is_file():
+            raise InputError(f"{label}: no {f}; an evaluator entry holds {' and '.join(REQUIRED_FILES)}")
+    try:
+        meta = read_json(path / "metadata.json")
+    except ValueError as err:  # also invalid UTF-8
+        raise InputError(f"{label}/metadata.json: not valid JSON ({err})") from None
+    meta = meta if isinstance(meta, dict) else {}
     kind, fp, payload = meta.get("kind"), meta.get("fingerprint"), meta.get("payload")
-    if not isinstance(payload, dict) or kind not in KINDS or payload.get("kind") != kind:
-        raise InputError(f"{path}: metadata does not describe a known evaluator")
+    if (not isinstance(payload, dict) or kind not in KINDS or payload.get("kind") != kind
+            or not isinstance(payload.get("config"), dict) or not isinstance(payload.get("resolution"), list)):
+        raise InputError(f"{label}/metadata.json: does not describe a known evaluator (kind, fingerprint, payload)")
     if stable_hash(payload, 16) != fp:
-        raise InputError(f"{path}: fingerprint {fp} does not match its metadata (hash {stable_hash(payload, 16)})")
+        raise InputError(f"{label}: fingerprint {fp} does not match its metadata (hash {stable_hash(payload, 16)})")
     if path.name != f"{kind}-{fp}":
-        raise InputError(f"{path}: directory name does not match {kind}-{fp}")
+        raise InputError(f"{label}: directory name does not match {kind}-{fp}")
     spec = KINDS[kind]
-    if payload["version"] != spec.version:
-        raise InputError(f"{path}: trained by {kind} code version {payload['version']}, this radiobench has {spec.version}")
-    if sha256_file(path / "weights.safetensors") != meta.get("weights_sha256"):
-        raise InputError(f"{path}: weights.safetensors does not match the sha256 in metadata.json")
-    module = spec.build(payload["config"], _info(payload))
+    if payload.get("version") != spec.version:
+        raise InputError(f"{label}: trained by {kind} code version {payload.get('version')}, "
+                         f"this radiobench has {spec.version}")
+    weights = path / "weights.safetensors"
+    if (actual := sha256_file(weights)) != meta.get("weights_sha256"):
+        raise InputError(f"{label}/weights.safetensors: sha256 {actual} does not match the "
+                         f"{meta.get('weights_sha256')} recorded in metadata.json (replaced or damaged weights are "
+                         "refused)")
+    module = _build(spec, payload, f"{label}/metadata.json", weights.stat().st_size)
     try:
         load_weights(path, {"module": module}, strict=True)
-    except (RuntimeError, KeyError) as err:
-        raise InputError(f"{path}: weights do not fit the {kind} architecture: {err}") from None
+    except (RuntimeError, KeyError, ValueError, SafetensorError) as err:
+        raise InputError(f"{label}/weights.safetensors: weights do not fit the {kind} architecture: {err}") from None
     return Evaluator(kind, module.eval(), fp, meta, path)
 
 
+def _build(spec: EvaluatorSpec, payload: Mapping[str, Any], label: str, max_bytes: int) -> nn.Module:
+    """The untrained network the payload describes, after checking (without allocating: meta device) that
+    its weights fit in ``max_bytes``: a forged config cannot make loading allocate more than the file holds."""
+    try:
+        with torch.device("meta"):
+            shape = spec.build(payload["config"], _info(payload))
+        need = sum(t.numel() * t.element_size() for t in shape.state_dict().values())
+        if need <= max_bytes:
+            return spec.build(payload["config"], _info(payload))
+    except Exception as err:  # a config this code cannot build: any exception of the builder
+        why = f"{type(err).__name__}: {err}"
+        raise InputError(f"{label}: config does not build a {spec.kind} network ({why})") from None
+    raise InputError(f"{label}: config describes {need} bytes of {spec.kind} weights; "
+                     f"weights.safetensors holds {max_bytes}")
+
+
 def list_evaluators(cache_dir: str | os.PathLike) -> list[dict[str, Any]]:
-    """One row per cache entry (unverified: reads metadata only)."""
-    rows = []
+    """One row per cache entry (unverified: reads metadata only; a row with "error" for unreadable metadata)."""
+    rows: list[dict[str, Any]] = []
     root = evaluator_root(cache_dir)
     for d in sorted(root.glob("*-*")) if root.exists() else []:
         if not (d / "metadata.json").exists() or d.name.startswith("."):
             continue
-        m = read_json(d / "metadata.json")
-        p = m.get("payload", {})
+        try:
+            m = read_json(d / "metadata.json")
+            p = m.get("payload") if isinstance(m, dict) else None
+            if not isinstance(p, dict):
+                raise ValueError("not an evaluator's metadata")
+        except ValueError as err:
+            rows.append({"kind": d.name.rsplit("-", 1)[0], "path": str(d), "error": f"unreadable metadata.json: {err}"})
+            continue
         rows.append({
             "kind": m.get("kind"),
             "fingerprint": m.get("fingerprint"),
+            "weights_sha256": m.get("weights_sha256"),
             "dataset": p.get("dataset"),
             "dataset_fingerprint": p.get("dataset_fingerprint"),
             "resolution": "x".join(map(str, p.get("resolution", []))),
@@ -266,7 +384,7 @@ def export_evaluators(
     """Write the chosen entries (all by default) into one tar file of plain files; returns the entry names."""
     kinds, fps = set(kinds or ()), set(fingerprints or ())
     rows = [r for r in list_evaluators(cache_dir)
-            if (not kinds or r["kind"] in kinds) and (not fps or r["fingerprint"] in fps)]
+            if (not kinds or r["kind"] in kinds) and (not fps or r.get("fingerprint") in fps)]
     if not rows:
         raise InputError(f"no cached evaluators match in {evaluator_root(cache_dir)}")
     names = []
@@ -283,39 +401,103 @@ def export_evaluators(
 
 
 def import_evaluators(src: str | os.PathLike, cache_dir: str | os.PathLike, *, overwrite: bool = False) -> list[str]:
-    """Read a tar written by export_evaluators: plain files only, ``<kind>-<fp>/<known file>`` names only;
-    every entry is verified (load_entry) before it is moved into the cache. Returns the entry names."""
+    """Read a tar written by export_evaluators: plain files only, ``<kind>-<fp>/<known file>`` names only,
+    within the size limits (module docstring). Every entry is verified (weights sha256, fingerprint,
+    architecture) before any enters the cache; an entry already cached with other weights is refused
+    unless ``overwrite``. All or nothing: on any InputError the cache is left as it was. Returns the
+    entry names."""
+    src = Path(src)
+    if not src.is_file():
+        raise InputError(f"{src}: no such archive file")
     root = evaluator_root(cache_dir)
+    made = [d for d in (root, *root.parents) if not d.exists()]
     root.mkdir(parents=True, exist_ok=True)
-    staged: dict[str, dict[str, bytes]] = {}
-    with tarfile.open(src, "r") as tar:
-        for member in tar.getmembers():
-            parts = member.name.split("/")
-            if member.isdir():
+    stage = Path(tempfile.mkdtemp(prefix=".import-", dir=root))
+    ok = False
+    try:
+        names = _unpack(src, stage)
+        replace = []
+        for name in names:
+            new = _verified(stage / name, f"{src}:{name}")
+            final = root / name
+            if final.exists() and not overwrite:
+                try:
+                    old = load_entry(final).weights_sha256
+                except InputError as err:
+                    raise InputError(f"{err}; pass --overwrite to replace it with {src}'s") from None
+                if old != new.weights_sha256:
+                    raise InputError(
+                        f"{src}:{name}: the cache already holds this evaluator with other weights ({final}: sha256 "
+                        f"{old}, archive: {new.weights_sha256}); pass --overwrite to replace it (results computed "
+                        "with the old weights are then stale)")
                 continue
-            if not member.isfile() or len(parts) != 2 or parts[1] not in FILES or parts[0].startswith("."):
-                raise InputError(f"{src}: unexpected member {member.name!r}; not an evaluator export")
-            kind = parts[0].rsplit("-", 1)[0]
-            if kind not in KINDS:
-                raise InputError(f"{src}: member {member.name!r} names no known evaluator kind")
-            staged.setdefault(parts[0], {})[parts[1]] = tar.extractfile(member).read()
-    done = []
-    for name, files in staged.items():
-        final = root / name
-        if final.exists() and not overwrite:
-            load_entry(final)
-            done.append(name)
-            continue
-        tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=root)) / name
-        try:
-            tmp.mkdir()
-            for f, data in files.items():
-                (tmp / f).write_bytes(data)
-            load_entry(tmp)  # raises InputError on any mismatch
-            if final.exists():
-                shutil.rmtree(final)
-            os.replace(tmp, final)
-        finally:
-            shutil.rmtree(tmp.parent, ignore_errors=True)
-        done.append(name)
-    return done
+            replace.append(name)
+        for name in replace:  # all verified: move them in (an old entry goes to the stage, deleted below)
+            if (root / name).exists():
+                os.replace(root / name, stage / f"old-{name}")
+            os.replace(stage / name, root / name)
+        ok = True
+        return names
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+        for d in made if not ok else ():
+            try:
+                d.rmdir()
+            except OSError:
+                break
+
+
+def _unpack(src: Path, stage: Path) -> list[str]:
+    """Extract an export archive into ``stage``, checking every member's name, type and declared size (and
+    the running total) before its data is read; returns the entry names."""
+    budget = min(MAX_UNPACKED_BYTES, (16 << 20) + 32 * src.stat().st_size)
+    expected = f"<kind>-<16 hex fingerprint>/{{{','.join(FILES)}}}"
+    total, seen = 0, set()
+    archive_errors = (tarfile.TarError, EOFError, lzma.LZMAError, zlib.error, OSError)
+    try:
+        tar = tarfile.open(src, "r:*")
+    except archive_errors as err:
+        raise InputError(f"{src}: not a tar archive (plain, gzip, bzip2 or xz; {type(err).__name__}); "
+                         "write one with `radiobench evaluators export`") from None
+    try:
+        with tar:
+            for i, member in enumerate(tar):  # streaming: a header is checked before its data is decompressed
+                if i >= (len(FILES) + 1) * MAX_ENTRIES:  # files and a directory per entry
+                    raise InputError(f"{src}: more than {MAX_ENTRIES} evaluators in one archive")
+                name, parts = member.name, member.name.split("/")
+                entry = ENTRY_NAME.fullmatch(parts[0])
+                if member.isdir() and len(parts) == 1 and entry:
+                    continue
+                if member.issym() or member.islnk():
+                    raise InputError(f"{src}: member {name!r} is a link; an evaluator export holds plain files only")
+                if not member.isfile():
+                    raise InputError(f"{src}: member {name!r} is not a plain file; "
+                                     "an evaluator export holds plain files only")
+                if len(parts) != 2 or parts[1] not in FILES or not entry:
+                    raise InputError(f"{src}: unexpected member {name!r}; an evaluator export holds only {expected}")
+                if entry.group(1) not in KINDS:
+                    raise InputError(f"{src}: member {name!r} names no known evaluator kind ({', '.join(KINDS)})")
+                if name in seen:
+                    raise InputError(f"{src}: member {name!r} appears twice")
+                if member.size > MAX_FILE_BYTES[parts[1]]:
+                    raise InputError(f"{src}: member {name!r} declares {member.size} bytes; a {parts[1]} may hold "
+                                     f"at most {MAX_FILE_BYTES[parts[1]]}")
+                total += member.size
+                if total > budget:
+                    raise InputError(f"{src}: unpacks to more than {budget} bytes (limit: 16 MiB + 32x the "
+                                     f"archive's {src.stat().st_size} bytes, at most {MAX_UNPACKED_BYTES}); "
+                                     "not an evaluator export")
+                seen.add(name)
+                (stage / parts[0]).mkdir(exist_ok=True)
+                data = tar.extractfile(member)
+                assert data is not None  # a regular file always has data
+                with data, open(stage / name, "wb") as out:
+                    shutil.copyfileobj(data, out)
+    except archive_errors as err:
+        if isinstance(err, OSError) and err.errno is not None and Path(err.filename or "") != src:
+            raise  # the disk (full, unwritable), not the archive
+        raise InputError(f"{src}: damaged tar archive ({type(err).__name__}: {' '.join(str(err).split())})") from None
+    names = sorted({n.split("/")[0] for n in seen})
+    if not names:
+        raise InputError(f"{src}: holds no evaluators; an evaluator export holds {expected}")
+    return names

@@ -1,10 +1,13 @@
 """``radiobench evaluators train | list | export | import``: train the evaluator networks of a dataset
-and preset ahead of a run, see what is cached, and share trained sets between labs (a tar of
-safetensors + JSON; import verifies every entry before it enters the cache)."""
+and preset ahead of a run, see what is cached (with each network's weights sha256, part of its
+identity), and share trained sets between labs (a tar of safetensors + JSON; import verifies every
+entry and the archive's size limits before anything enters the cache)."""
 from __future__ import annotations
 
 import argparse
 import json
+import sys
+from pathlib import Path
 from typing import Any
 
 __all__ = ["add_subparser"]
@@ -27,7 +30,6 @@ def _kv(pairs: list[str]) -> dict[str, Any]:
 
 def _cache_dir(args) -> Any:
     from ..interfaces import default_cache_dir
-    from pathlib import Path
 
     return Path(args.cache_dir) if args.cache_dir else default_cache_dir()
 
@@ -58,7 +60,7 @@ def cmd_train(args) -> int:
             continue
         ev = get_evaluator(kind, ctx, seed=args.seed, progress=not args.quiet)
         t = ev.metadata.get("training", {})
-        print(f"{kind}: {ev.fingerprint}  {ev.metadata['parameters']:,} parameters  "
+        print(f"{kind}: {ev.fingerprint}  weights {ev.weights_sha256[:16]}  {ev.metadata['parameters']:,} parameters  "
               f"{t.get('train_seconds', 0):.0f} s  {ev.path}")
     return 0
 
@@ -70,15 +72,29 @@ def cmd_list(args) -> int:
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
+    for r in rows:
+        if "error" in r:
+            print(f"{r['path']}: {r['error']}", file=sys.stderr)
+    rows = [dict(r, weights=(r["weights_sha256"] or "")[:16]) for r in rows if "error" not in r]
     if not rows:
         print(f"no cached evaluators in {_cache_dir(args)}")
         return 0
-    cols = ["kind", "fingerprint", "dataset", "resolution", "preset", "seed", "parameters", "train_seconds", "created"]
+    cols = ["kind", "fingerprint", "weights", "dataset", "resolution", "preset", "seed", "parameters", "train_seconds",
+            "created"]
     width = {c: max(len(c), *(len(str(r[c])) for r in rows)) for c in cols}
     print("  ".join(c.ljust(width[c]) for c in cols))
     for r in rows:
         print("  ".join(str(r[c]).ljust(width[c]) for c in cols))
     return 0
+
+
+def _print_entries(cache_dir: Path, names: list[str]) -> None:
+    """One line per entry: its name and weights sha256 (from the cache's metadata)."""
+    from .cache import list_evaluators
+
+    weights = {Path(r["path"]).name: r.get("weights_sha256") for r in list_evaluators(cache_dir)}
+    for name in names:
+        print(f"  {name}  weights sha256 {weights.get(name)}")
 
 
 def cmd_export(args) -> int:
@@ -87,7 +103,8 @@ def cmd_export(args) -> int:
     names = export_evaluators(_cache_dir(args), args.output,
                               kinds=args.kinds.split(",") if args.kinds else None,
                               fingerprints=args.fingerprint or None)
-    print(f"exported {len(names)} evaluator(s) to {args.output}: {', '.join(names)}")
+    print(f"exported {len(names)} evaluator(s) to {args.output}:")
+    _print_entries(_cache_dir(args), names)
     return 0
 
 
@@ -95,7 +112,8 @@ def cmd_import(args) -> int:
     from .cache import import_evaluators
 
     names = import_evaluators(args.archive, _cache_dir(args), overwrite=args.overwrite)
-    print(f"imported {len(names)} verified evaluator(s): {', '.join(names)}")
+    print(f"imported {len(names)} verified evaluator(s):")
+    _print_entries(_cache_dir(args), names)
     return 0
 
 
@@ -111,7 +129,8 @@ def add_subparser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPa
     s = common(sub.add_parser("train", help="train (or find cached) evaluators for a dataset and preset"))
     s.add_argument("--dataset", required=True)
     s.add_argument("--preset", default="smoke")
-    s.add_argument("--kinds", help="comma-separated: byol,classifier,radio_cnn,segmenter (default: all the dataset supports)")
+    s.add_argument("--kinds",
+                   help="comma-separated: byol,classifier,radio_cnn,segmenter (default: all the dataset supports)")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--data-dir")
     s.add_argument("--dataset-option", action="append", default=[], metavar="KEY=VALUE")
@@ -129,8 +148,9 @@ def add_subparser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPa
     s.add_argument("--fingerprint", action="append", help="only this fingerprint (repeatable)")
     s.set_defaults(func=cmd_export)
 
-    s = common(sub.add_parser("import", help="verify and add evaluators from an exported tar"))
+    s = common(sub.add_parser("import", help="verify and add evaluators from an exported tar (all or nothing; "
+                                             "limits: 256 MiB of weights per evaluator, 2 GiB in all)"))
     s.add_argument("archive")
-    s.add_argument("--overwrite", action="store_true")
+    s.add_argument("--overwrite", action="store_true", help="replace cached evaluators that hold other weights")
     s.set_defaults(func=cmd_import)
     return p
