@@ -2,9 +2,13 @@
 
 One table per (dataset, preset, dataset fingerprint): rows are generators plus the real-vs-real
 reference row, columns are metrics as mean ± 95% CI over seeds (Student t; with one seed, the
-bootstrap interval [low, high] of that seed), an arrow for the better direction, the best
-non-reference entry marked, and cost columns. Cells computed with evaluator networks whose
-fingerprints differ from the column's majority carry a dagger: they are not comparable.
+bootstrap interval [low, high] of that seed), an arrow for the better direction (the metric's own),
+the best non-reference entry marked, and cost columns. Cells computed with evaluator networks whose
+fingerprints differ from the column's majority carry a dagger: they are not comparable. A cell says
+``failed (stage)`` when a fit, a sampling or the metric failed, ``NaN`` when the metric gave NaN and
+``n/a`` when it does not apply. A row holding a cell computed from another sample set or checkpoint
+than the row's own (stale), or for another dataset version, preset or configuration (foreign), is
+marked; results written before their inputs were recorded are not checked.
 """
 from __future__ import annotations
 
@@ -13,9 +17,10 @@ import html
 import io
 import math
 from collections import Counter, defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 
@@ -24,11 +29,15 @@ from .stats import seed_interval
 from .store import read_json
 from .types import InputError
 
-__all__ = ["Cell", "Table", "collect", "render", "publish", "FORMATS"]
+__all__ = ["Cell", "Table", "collect", "render", "html_tables", "publish", "FORMATS"]
 
 FORMATS = ("md", "csv", "tex", "html")
 REFERENCE_LABEL = "real ({} vs {})"
 FLOOR_ROW = "pixel_floor"  # the structure-free reference that a generator must beat on structure metrics
+CUSTODY = {  # row marks, explained in the table's notes
+    "stale": "computed from another sample set or checkpoint than the row's current one",
+    "foreign": "computed for another dataset version, preset or generator configuration than the row's",
+}
 
 
 @dataclass
@@ -43,25 +52,36 @@ class Cell:
     best: bool = False
     incomparable: bool = False
     beats_floor: bool = False  # a generator's value is better than the pixel floor's (point values)
+    failed: str = ""  # "failed (fit)", or "failed (metric) in 1 of 3 seeds" beside the other seeds' value
+    custody: tuple[str, ...] = ()  # keys of CUSTODY
+    details: dict[str, Any] = field(default_factory=dict)  # the lowest seed's result details (report figures)
 
     def text(self, digits: int = 3, tex: bool = False) -> str:
-        if self.status != "ok" or not math.isfinite(self.value):
-            return {"skipped": "n/a", "error": "error", "missing": ""}.get(self.status, "")
-        pm = r"$\pm$" if tex else "±"
-        if self.n_seeds >= 2 and math.isfinite(self.low):
-            s = f"{_fmt(self.value, digits)} {pm} {_fmt((self.high - self.low) / 2, 2)}"
-        elif math.isfinite(self.low):
-            s = f"{_fmt(self.value, digits)} [{_fmt(self.low, 2)}, {_fmt(self.high, 2)}]"
+        if self.status != "ok":
+            s = {"skipped": "n/a"}.get(self.status, "")
         else:
-            s = _fmt(self.value, digits)
-        if self.beats_floor:
-            s += "$^{+}$" if tex else "⁺"
-        return s + ("†" if self.incomparable and not tex else (r"$^\dagger$" if self.incomparable else ""))
+            pm = r"$\pm$" if tex else "±"
+            if self.n_seeds >= 2 and math.isfinite(self.low):
+                s = f"{_fmt(self.value, digits)} {pm} {_fmt((self.high - self.low) / 2, 2)}"
+            elif math.isfinite(self.low):
+                s = f"{_fmt(self.value, digits)} [{_fmt(self.low, 2)}, {_fmt(self.high, 2)}]"
+            else:
+                s = _fmt(self.value, digits)
+            if self.beats_floor:
+                s += "$^{+}$" if tex else "⁺"
+            s += "†" if self.incomparable and not tex else (r"$^\dagger$" if self.incomparable else "")
+        return "; ".join(p for p in (s, self.failed) if p)
+
+    def state(self) -> str:
+        """The status as the CSV writes it: ok | skipped | missing | failed (stage), then any custody mark."""
+        return "; ".join(p for p in (self.status if self.status != "error" else "", self.failed, *self.custody) if p)
 
 
 def _fmt(x: float, digits: int) -> str:
-    if x == 0 or not math.isfinite(x):
-        return f"{x:.{digits}g}" if math.isfinite(x) else "nan"
+    if not math.isfinite(x):
+        return "NaN" if math.isnan(x) else str(x)
+    if x == 0:
+        return f"{x:.{digits}g}"
     mag = math.floor(math.log10(abs(x)))
     return f"{x:.{max(0, digits - 1 - mag)}f}" if -4 <= mag < 5 else f"{x:.{digits - 1}e}"
 
@@ -74,6 +94,14 @@ class Row:
     cost: dict[str, float] = field(default_factory=dict)
     seeds: set[int] = field(default_factory=set)
 
+    @property
+    def marks(self) -> list[str]:
+        return sorted({m for c in self.cells.values() for m in c.custody})
+
+    def label(self) -> str:
+        """The name with its custody marks, as the rendered tables show it."""
+        return self.name + "".join(f" [{m}]" for m in self.marks)
+
 
 @dataclass
 class Table:
@@ -82,7 +110,7 @@ class Table:
     dataset_fingerprint: str
     n_reference: int
     metrics: list[str]
-    directions: dict[str, str]
+    directions: dict[str, str]  # lower | higher; absent when unknown (a metric not installed, never computed)
     rows: list[Row]
     runs: list[str]
     notes: list[str] = field(default_factory=list)
@@ -90,8 +118,7 @@ class Table:
 
 def collect(run_dirs: Iterable[str | Path]) -> list[Table]:
     groups: dict[tuple[str, str, str], dict[str, Any]] = {}
-    for run in run_dirs:
-        run = Path(run)
+    for run in map(Path, run_dirs):
         mpath = run / "manifest.json"
         if not mpath.exists():
             raise InputError(f"{run} is not a radiobench run directory (no manifest.json)")
@@ -99,21 +126,57 @@ def collect(run_dirs: Iterable[str | Path]) -> list[Table]:
         key = (manifest["dataset"]["name"], manifest["identity"]["preset"], manifest["dataset"]["fingerprint"])
         ref_label = REFERENCE_LABEL.format(manifest.get("reference_row", {}).get("source", "train"),
                                            manifest["dataset"]["reference_split"])
-        g = groups.setdefault(key, {"records": defaultdict(list), "costs": defaultdict(list), "runs": [],
-                                    "n_reference": manifest["dataset"]["n_reference"], "ref_label": ref_label})
+        g = groups.setdefault(key, {"records": defaultdict(list), "costs": defaultdict(list), "failed": [],
+                                    "runs": [], "n_reference": manifest["dataset"]["n_reference"],
+                                    "ref_label": ref_label})
         g["runs"].append(str(run))
         for row_dir in sorted(p for p in run.iterdir() if p.is_dir()):
             for seed_dir in sorted(row_dir.glob("seed-*")):
-                seed = int(seed_dir.name.split("-", 1)[1])
-                recs = [read_json(m) for m in sorted((seed_dir / "metrics").glob("*.json"))]
-                row_key = (row_dir.name, _configuration(recs))
-                g["records"][row_key].extend((seed, r) for r in recs)
-                fit = seed_dir / "checkpoint" / "fit.json"
-                if fit.exists():
-                    g["costs"][row_key].append(read_json(fit)["cost"])
-                elif (seed_dir / "error.json").exists():
-                    g["records"][row_key].append((seed, {"metric": None, "status": "error"}))
+                _read_seed(g, manifest, row_dir.name, seed_dir)
     return [_build_table(key, g) for key, g in sorted(groups.items())]
+
+
+def _read_seed(g: dict[str, Any], manifest: dict[str, Any], name: str, seed_dir: Path) -> None:
+    seed = int(seed_dir.name.split("-", 1)[1])
+    error = _optional_json(seed_dir / "error.json")
+    if error is not None:  # its last fit or sampling failed: metric files of an earlier attempt are not current
+        g["failed"].append((name, seed, error.get("stage", "fit/sample"), error.get("error", "")))
+        return
+    recs = [read_json(m) for m in sorted((seed_dir / "metrics").glob("*.json"))]
+    fit = _optional_json(seed_dir / "checkpoint" / "fit.json")
+    samples = _optional_json(seed_dir / "samples.json") or {}
+    row_key = (name, _configuration(recs))
+    g["records"][row_key].extend((seed, r, _custody(r, manifest, fit, samples)) for r in recs)
+    if fit is not None:  # the sampling cost lives in samples.json (in fit.json in runs made before)
+        g["costs"][row_key].append({**fit["cost"], **(samples.get("cost") or {})})
+
+
+def _optional_json(path: Path) -> Any:
+    return read_json(path) if path.exists() else None
+
+
+def _custody(rec: dict[str, Any], manifest: dict[str, Any], fit: dict[str, Any] | None,
+             samples: dict[str, Any]) -> tuple[str, ...]:
+    """Which keys of CUSTODY apply to a metric record; records without ``inputs`` (written before
+    results recorded them) are not checked."""
+    inputs = rec.get("inputs")
+    if not isinstance(inputs, dict):
+        return ()
+    marks = []
+    if any(inputs[k] != samples.get(s) for k, s in (("samples_sha256", "sha256"),
+                                                      ("checkpoint_sha256", "checkpoint_sha256")) if k in inputs):
+        marks.append("stale")
+    prov = rec.get("provenance") or {}
+    config = prov.get("generator_config") or {}
+    # the training options of the row's checkpoint; its sampling options are the sample set's, which the
+    # sample set's hash covers. Options on both sides only: one added to a plugin later has its default.
+    trained = {k: v for k, v in (fit or {}).get("config", {}).items() if k not in samples.get("sampling", {})}
+    if (prov.get("dataset_fingerprint") != manifest["dataset"]["fingerprint"]
+            or prov.get("preset") != manifest["identity"]["preset"]
+            or any(_numbers_as_floats(config[k]) != _numbers_as_floats(trained[k])
+                   for k in config.keys() & trained.keys())):
+        marks.append("foreign")
+    return tuple(marks)
 
 
 def _configuration(records: list[dict[str, Any]]) -> str:
@@ -145,32 +208,49 @@ def _is_reference_generator(name: str) -> bool:
         return False
 
 
+def _direction(metric: str, records: Iterable[dict[str, Any]]) -> str | None:
+    """The metric's own direction; the one its stored results name only when it is not installed."""
+    try:
+        from .registry import registry
+
+        return registry.metric(metric).direction
+    except InputError:
+        return next((r["result"]["direction"] for r in records if r.get("status") == "ok"
+                     and (r.get("result") or {}).get("direction") in ("lower", "higher")), None)
+
+
 def _build_table(key: tuple[str, str, str], g: dict[str, Any]) -> Table:
     dataset, preset, fp = key
-    metrics: list[str] = []
-    directions: dict[str, str] = {}
-    rows: list[Row] = []
+    failed: dict[tuple[str, str], list[tuple[int, str, str]]] = defaultdict(list)
+    for name, seed, stage, error in g["failed"]:  # a failed seed joins its generator's row when it has one
+        configs = [c for n, c in g["records"] if n == name]
+        failed[(name, configs[0] if len(configs) == 1 else "failed" if configs else "")].append((seed, stage, error))
+    row_keys = list(dict.fromkeys([*g["records"], *failed]))
     notes: list[str] = []
-    variants = Counter(name for name, _ in g["records"])
+    variants = Counter(name for name, _ in row_keys)
     for name, n in sorted(variants.items()):
         if n > 1:  # never average seeds of different configurations into one row
             notes.append(f"{name}: {n} configurations in these runs, one row each (by the hash of the "
                          "generator_config recorded in every metric file)")
-    for (name, config), records in g["records"].items():
+    by_row: dict[tuple[str, str], dict[str, list[tuple[int, dict, tuple[str, ...]]]]] = {}
+    for rk in row_keys:
+        by_row[rk] = defaultdict(list)
+        for entry in g["records"].get(rk, []):
+            if entry[1].get("metric"):
+                by_row[rk][entry[1]["metric"]].append(entry)
+    metrics = sorted({m for by_metric in by_row.values() for m in by_metric})
+    all_records = [e[1] for entries in g["records"].values() for e in entries]
+    directions = {m: d for m in metrics if (d := _direction(m, (r for r in all_records if r.get("metric") == m)))}
+    rows: list[Row] = []
+    for (name, config), by_metric in by_row.items():
         label = g["ref_label"] if name == REFERENCE_ROW else name if variants[name] == 1 else f"{name} [{config}]"
         row = Row(name=label, reference=_is_reference_generator(name))
-        by_metric: dict[str, list[tuple[int, dict]]] = defaultdict(list)
-        for seed, rec in records:
-            row.seeds.add(seed)
-            if rec.get("metric"):
-                by_metric[rec["metric"]].append((seed, rec))
-        for m, recs in by_metric.items():
-            if m not in metrics:
-                metrics.append(m)
-            row.cells[m] = _cell(recs)
-            for _, rec in recs:
-                if rec.get("status") == "ok":
-                    directions[m] = rec["result"]["direction"]
+        seed_failures = failed.get((name, config), [])
+        row.seeds.update(e[0] for e in g["records"].get((name, config), []))
+        row.seeds.update(s for s, _, _ in seed_failures)
+        for m in metrics:
+            if m in by_metric or seed_failures:
+                row.cells[m] = _cell(by_metric.get(m, []), seed_failures)
         costs = g["costs"].get((name, config), [])
         if costs:
             row.cost = {
@@ -180,28 +260,42 @@ def _build_table(key: tuple[str, str, str], g: dict[str, Any]) -> Table:
             }
         rows.append(row)
     rows.sort(key=lambda r: (r.name != g["ref_label"], r.reference is False, r.name))
-    table = Table(dataset, preset, fp, g["n_reference"], sorted(metrics), directions, rows, g["runs"], notes)
+    table = Table(dataset, preset, fp, g["n_reference"], metrics, directions, rows, g["runs"], notes)
     _mark(table)
     return table
 
 
-def _cell(recs: list[tuple[int, dict]]) -> Cell:
-    ok = [(s, r) for s, r in recs if r.get("status") == "ok" and r["result"]["value"] is not None]
+def _cell(entries: list[tuple[int, dict, tuple[str, ...]]], seed_failures: list[tuple[int, str, str]]) -> Cell:
+    """One metric of one row over its seeds; ``seed_failures``: (seed, stage, error) of seeds whose fit or
+    sampling failed."""
+    recs = [(s, r) for s, r, _ in entries]
+    failures = [(stage, error) for _, stage, error in seed_failures]
+    failures += [("metric", r.get("error") or "") for _, r in recs if r.get("status") == "error"]
+    custody = tuple(sorted({m for _, _, marks in entries for m in marks}))
+    failed = ""
+    if failures:
+        failed = f"failed ({', '.join(sorted({stage for stage, _ in failures}))})"
+        if len(failures) < len(entries) + len(seed_failures):
+            failed += f" in {len(failures)} of {len(entries) + len(seed_failures)} seeds"
+    ok = [(s, r) for s, r in recs if r.get("status") == "ok"]
     if not ok:
-        statuses = {r.get("status") for _, r in recs}
-        status = "error" if "error" in statuses else "skipped"
-        note = next((r.get("reason") or r.get("error") or "" for _, r in recs), "")
-        return Cell(status=status, note=note)
-    values = [r["result"]["value"] for _, r in ok]
+        skipped = any(r.get("status") != "error" for _, r in recs)
+        note = (recs[0][1].get("reason") or recs[0][1].get("error") or "") if recs else failures[0][1]
+        return Cell(status="skipped" if skipped else "error", note=note, failed=failed, custody=custody)
+    values = [math.nan if r["result"]["value"] is None else r["result"]["value"] for _, r in ok]
     fps = tuple(sorted({(k, v) for _, r in ok for k, v in r["result"].get("fingerprints", {}).items()}))
-    if len(ok) >= 2:
-        mean, lo, hi = seed_interval(values)
+    if not all(map(math.isfinite, values)):  # a seed's NaN is the cell's: no mean over the others
+        mean, lo, hi = float(np.mean(values)), math.nan, math.nan
+    elif len(ok) >= 2:
+        mean, lo, hi = seed_interval(np.asarray(values))
     else:
         res = ok[0][1]["result"]
         mean = res["value"]
         lo = res["ci_low"] if res["ci_low"] is not None else math.nan
         hi = res["ci_high"] if res["ci_high"] is not None else math.nan
-    return Cell(value=mean, low=lo, high=hi, n_seeds=len(ok), status="ok", fingerprints=fps)
+    details = min(ok, key=lambda sr: sr[0])[1]["result"].get("details") or {}
+    return Cell(value=mean, low=lo, high=hi, n_seeds=len(ok), status="ok", note=failures[0][1] if failures else "",
+                fingerprints=fps, failed=failed, custody=custody, details=details)
 
 
 def _mark(table: Table) -> None:
@@ -214,15 +308,24 @@ def _mark(table: Table) -> None:
                 if c is not None and c.status == "ok" and c.fingerprints != majority:
                     c.incomparable = True
             table.notes.append(f"† {m}: computed with different evaluator networks/data than the rest of its column")
-        sign = -1 if table.directions.get(m, "lower") == "lower" else 1
-        contenders = [(r, c) for r, c in cells if c is not None and c.status == "ok" and not c.incomparable]
-        pool = [(r, c) for r, c in contenders if not r.reference] or []
+        if m not in table.directions:
+            table.notes.append(f"? {m}: not installed, and no stored result says whether lower or higher is better")
+            continue
+        sign = -1 if table.directions[m] == "lower" else 1
+        contenders = [(r, c) for r, c in cells if c is not None and c.status == "ok" and not c.incomparable
+                      and not c.custody and math.isfinite(c.value)]
+        pool = [(r, c) for r, c in contenders if not r.reference]
         if pool:
             best = max(pool, key=lambda rc: sign * rc[1].value)
             best[1].best = True
         floor = next((c for r, c in contenders if r.name == FLOOR_ROW), None)
         for _, c in pool:
             c.beats_floor = floor is not None and sign * c.value > sign * floor.value
+    for mark, meaning in CUSTODY.items():
+        for r in table.rows:
+            if mark in r.marks:
+                affected = [m for m in table.metrics if m in r.cells and mark in r.cells[m].custody]
+                table.notes.append(f"[{mark}] {r.name}: {', '.join(affected)} {meaning}; run it again to redo them")
 
 
 # -- rendering -------------------------------------------------------------------------------------
@@ -232,8 +335,14 @@ def render(tables: list[Table], fmt: str = "md") -> str:
     return {"md": _markdown, "csv": _csv, "tex": _latex, "html": _html}[fmt](tables)
 
 
-def _arrow(table: Table, m: str) -> str:
-    return "↓" if table.directions.get(m, "lower") == "lower" else "↑"
+def _arrow(table: Table, m: str, tex: bool = False) -> str:
+    arrows = (r"$\downarrow$", r"$\uparrow$") if tex else ("↓", "↑")
+    return {"lower": arrows[0], "higher": arrows[1]}.get(table.directions.get(m, ""), "?")
+
+
+def _heads(t: Table, tex: bool = False) -> list[str]:
+    metrics = [f"{_tex_escape(m) if tex else m} {_arrow(t, m, tex)}" for m in t.metrics]
+    return ["generator", "seeds", *metrics, *COST_HEADERS]
 
 
 def _title(t: Table) -> str:
@@ -261,7 +370,7 @@ def _markdown(tables: list[Table]) -> str:
     out = io.StringIO()
     for t in tables:
         out.write(f"### {_title(t)}\n\n")
-        heads = ["generator", "seeds"] + [f"{m} {_arrow(t, m)}" for m in t.metrics] + COST_HEADERS
+        heads = _heads(t)
         out.write("| " + " | ".join(heads) + " |\n|" + "---|" * len(heads) + "\n")
         for r in t.rows:
             cells = []
@@ -269,7 +378,7 @@ def _markdown(tables: list[Table]) -> str:
                 c = r.cells.get(m, Cell())
                 txt = c.text()
                 cells.append(f"**{txt}**" if c.best else txt)
-            name = f"*{r.name}*" if r.reference else r.name
+            name = f"*{r.label()}*" if r.reference else r.label()
             out.write("| " + " | ".join([name, str(len(r.seeds))] + cells + _cost_text(r)) + " |\n")
         out.write("\n" + LEGEND + "\n")
         for n in t.notes:
@@ -289,7 +398,8 @@ def _csv(tables: list[Table]) -> str:
             for m in t.metrics:
                 c = r.cells.get(m, Cell())
                 w.writerow([t.dataset, t.preset, t.dataset_fingerprint, r.name, r.reference, m,
-                            t.directions.get(m, ""), _num(c.value), _num(c.low), _num(c.high), c.n_seeds, c.status,
+                            t.directions.get(m, ""), repr(float(c.value)) if c.status == "ok" else _num(c.value),
+                            _num(c.low), _num(c.high), c.n_seeds, c.state(),
                             c.best, not c.incomparable, c.beats_floor, r.cost.get("parameters", ""),
                             r.cost.get("train_min", ""), r.cost.get("sample_s_per_img", "")])
     return buf.getvalue()
@@ -300,7 +410,13 @@ def _num(x: float) -> str:
 
 
 def _tex_escape(s: str) -> str:
-    return s.replace("\\", r"\textbackslash{}").replace("_", r"\_").replace("%", r"\%").replace("&", r"\&").replace("#", r"\#")
+    for char, escaped in (("\\", r"\textbackslash{}"), ("_", r"\_"), ("%", r"\%"), ("&", r"\&"), ("#", r"\#")):
+        s = s.replace(char, escaped)
+    return s
+
+
+def _tex_text(s: str) -> str:
+    return _tex_escape(s).replace("⁺", "$^{+}$").replace("†", r"$^\dagger$")
 
 
 def _latex(tables: list[Table]) -> str:
@@ -308,35 +424,39 @@ def _latex(tables: list[Table]) -> str:
     for t in tables:
         cols = "ll" + "c" * len(t.metrics) + "rrr"
         out.write("\\begin{table}\n\\centering\n\\small\n")
-        out.write(f"\\caption{{{_tex_escape(_title(t))}. {_tex_escape(LEGEND).replace('⁺', '$^{+}$')}}}\n")
+        out.write(f"\\caption{{{_tex_escape(_title(t))}. {_tex_text(' '.join([LEGEND, *t.notes]))}}}\n")
         out.write(f"\\begin{{tabular}}{{{cols}}}\n\\toprule\n")
-        arrows = {m: r"$\downarrow$" if t.directions.get(m, "lower") == "lower" else r"$\uparrow$" for m in t.metrics}
-        heads = ["generator", "seeds"] + [f"{_tex_escape(m)} {arrows[m]}" for m in t.metrics] + COST_HEADERS
-        out.write(" & ".join(heads) + " \\\\\n\\midrule\n")
+        out.write(" & ".join(_heads(t, tex=True)) + " \\\\\n\\midrule\n")
         for r in t.rows:
             cells = []
             for m in t.metrics:
                 c = r.cells.get(m, Cell())
                 txt = c.text(tex=True)
                 cells.append(f"\\textbf{{{txt}}}" if c.best else txt)
-            name = f"\\textit{{{_tex_escape(r.name)}}}" if r.reference else _tex_escape(r.name)
+            name = f"\\textit{{{_tex_escape(r.label())}}}" if r.reference else _tex_escape(r.label())
             out.write(" & ".join([name, str(len(r.seeds))] + cells + _cost_text(r)) + " \\\\\n")
         out.write("\\bottomrule\n\\end{tabular}\n\\end{table}\n\n")
     return out.getvalue()
 
 
+HTML_HEAD = ("<!doctype html>\n<html><head><meta charset='utf-8'><title>radiobench leaderboard</title>\n"
+             "<style>table{border-collapse:collapse}td,th{border:1px solid #bbb;padding:3px 8px;text-align:right}"
+             "td:first-child{text-align:left}.ref{font-style:italic;color:#555}</style></head><body>\n")
+
+
 def _html(tables: list[Table]) -> str:
+    return HTML_HEAD + html_tables(tables) + "</body></html>\n"
+
+
+def html_tables(tables: list[Table]) -> str:
+    """Each table as an HTML heading, table, legend and notes: the body of the leaderboard page and of the report."""
     out = io.StringIO()
-    out.write("<!doctype html>\n<html><head><meta charset='utf-8'><title>radiobench leaderboard</title>\n"
-              "<style>table{border-collapse:collapse}td,th{border:1px solid #bbb;padding:3px 8px;text-align:right}"
-              "td:first-child{text-align:left}.ref{font-style:italic;color:#555}</style></head><body>\n")
     for t in tables:
         out.write(f"<h3>{html.escape(_title(t))}</h3>\n<table>\n<tr>")
-        heads = ["generator", "seeds"] + [f"{m} {_arrow(t, m)}" for m in t.metrics] + COST_HEADERS
-        out.write("".join(f"<th>{html.escape(h)}</th>" for h in heads) + "</tr>\n")
+        out.write("".join(f"<th>{html.escape(h)}</th>" for h in _heads(t)) + "</tr>\n")
         for r in t.rows:
             cls = " class='ref'" if r.reference else ""
-            out.write(f"<tr{cls}><td>{html.escape(r.name)}</td><td>{len(r.seeds)}</td>")
+            out.write(f"<tr{cls}><td>{html.escape(r.label())}</td><td>{len(r.seeds)}</td>")
             for m in t.metrics:
                 c = r.cells.get(m, Cell())
                 txt = html.escape(c.text())
@@ -346,7 +466,6 @@ def _html(tables: list[Table]) -> str:
         out.write(f"</table>\n<p>{html.escape(LEGEND)}</p>\n")
         for n in t.notes:
             out.write(f"<p>{html.escape(n)}</p>\n")
-    out.write("</body></html>\n")
     return out.getvalue()
 
 
@@ -357,17 +476,23 @@ PUBLISHED = ("manifest.json", "*/seed-*/metrics/*.json", "*/seed-*/checkpoint/fi
 
 def publish(run: str | Path, dest: str | Path) -> list[Path]:
     """Copy the result files of a run (everything the tables are built from, no weights or images)
-    into ``dest``, e.g. leaderboard/runs/first-cpu, so published tables can be rebuilt from the repo."""
+    into ``dest``, e.g. leaderboard/runs/first-cpu, so published tables can be rebuilt from the repo.
+    The copies are readable by everyone (files 0644, folders 0755), whatever the run's own modes."""
     import shutil
 
     run, dest = Path(run), Path(dest)
     if not (run / "manifest.json").exists():
         raise InputError(f"{run} is not a radiobench run directory (no manifest.json)")
+    made = not dest.exists()
     copied = []
     for pattern in PUBLISHED:
         for src in sorted(run.glob(pattern)):
             target = dest / src.relative_to(run)
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, target)
+            target.chmod(0o644)
             copied.append(target)
+    for folder in sorted({p for t in copied for p in t.relative_to(dest).parents}):
+        if folder != Path(".") or made:  # dest itself only when publish made it
+            (dest / folder).chmod(0o755)
     return copied

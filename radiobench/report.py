@@ -1,6 +1,8 @@
 """``radiobench report RUN``: what people would rather look at than read — sample grids per
 generator beside real images, histograms (with Poisson intervals) behind the distribution
-metrics, training loss curves — and an HTML page with the leaderboard on top."""
+metrics, training loss curves — and an HTML page with the leaderboard on top. The table and the
+histograms come from the leaderboard's table object (any metric whose result details carry a
+``quantity`` and its ``histograms``)."""
 from __future__ import annotations
 
 import csv
@@ -10,8 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .leaderboard import collect, render
-from .store import read_json
+from .leaderboard import collect, html_tables
 from .types import RadioImages
 
 __all__ = ["write_report"]
@@ -108,15 +109,13 @@ def write_report(run: str | Path, out: Path | None = None) -> Path:
         losses = first / "train" / "losses.csv"
         if losses.exists():
             curves[row_dir.name] = losses
-        for mfile in sorted((first / "metrics").glob("*_w1.json")):
-            rec = read_json(mfile)
-            if rec.get("status") != "ok":
-                continue
-            q = rec["result"]["details"].get("quantity")
-            h = rec["result"]["details"].get("histograms")
+    tables = collect([run])
+    for row in (r for t in tables for r in t.rows):
+        for cell in row.cells.values():  # the lowest seed's histograms of each quantity
+            q, h = cell.details.get("quantity"), cell.details.get("histograms")
             if q and h:
                 hists[q]["real (test)"] = h["real"]
-                hists[q][row_dir.name] = h["generated"]
+                hists[q].setdefault(row.name, h["generated"])
     for q, h in sorted(hists.items()):
         png = out / f"hist_{q}.png"
         _histogram_plot(h, png, f"{q}: real test vs generated ({q} distribution)")
@@ -124,8 +123,7 @@ def write_report(run: str | Path, out: Path | None = None) -> Path:
     if curves:
         _loss_plot(curves, out / "losses.png")
         figures.append(("training losses", "losses.png"))
-    table = render(collect([run]), "html")
-    body = table.split("<body>", 1)[1].rsplit("</body>", 1)[0]
+    body = "\n" + html_tables(tables)
     page = ["<!doctype html><html><head><meta charset='utf-8'><title>radiobench report</title>",
             "<style>table{border-collapse:collapse}td,th{border:1px solid #bbb;padding:3px 8px}</style></head><body>",
             f"<h2>radiobench report: {html.escape(str(run))}</h2>", body]

@@ -1,12 +1,22 @@
 """The issue-2 demonstration on real FIRST data: replay sits within its CI of the real-vs-real
-reference row; the pixel-statistics floor is clearly worse on image mean and std distances."""
+reference row; the pixel-statistics floor is clearly worse on image mean and std distances. Then the
+leaderboard's honesty (failed, NaN, arrows, stale and foreign cells) and its formats, parsed, on run
+directories written by hand."""
 import csv
 import io
+import json
+import os
+import re
+import shutil
+import stat
+from html.parser import HTMLParser
+from pathlib import Path
 
+import numpy as np
 import pytest
 
 from radiobench.cli import main
-from radiobench.leaderboard import collect, render
+from radiobench.leaderboard import COST_HEADERS, collect, publish, render
 
 DISTANCES = ["pixel_w1", "pixel_ks", "mean_w1", "mean_ks", "std_w1", "std_ks"]
 
@@ -38,27 +48,9 @@ def test_replay_matches_reference_and_floor_is_worse(first_run):
         assert floor.cells[m].value > ref.cells[m].high and ref.cells[m].value < floor.cells[m].low, m
 
 
-def test_formats(first_run, capsys):
-    tables = collect([first_run])
-    md = render(tables, "md")
-    assert "| *real (valid vs test)* |" in md and "mean_w1 ↓" in md and "preset smoke" in md
-    rows = list(csv.DictReader(io.StringIO(render(tables, "csv"))))
-    assert {r["generator"] for r in rows} == {"real (valid vs test)", "replay", "pixel_floor"}
-    assert all(r["preset"] == "smoke" for r in rows)
-    tex = render(tables, "tex")
-    assert r"\begin{tabular}" in tex and r"$\downarrow$" in tex and "pixel\\_w1" in tex
-    assert "<table>" in render(tables, "html")
-    assert main(["leaderboard", str(first_run), "--format", "csv"]) == 0
-    assert "mean_ks" in capsys.readouterr().out
-
-
 def test_presets_are_never_mixed(first_run, tmp_path):
-    import shutil
-
     other = tmp_path / "other"
     shutil.copytree(first_run, other)
-    import json
-
     m = json.loads((other / "manifest.json").read_text())
     m["identity"]["preset"] = "cpu"
     (other / "manifest.json").write_text(json.dumps(m))
@@ -104,3 +96,327 @@ def test_cells_better_than_the_pixel_floor_are_marked():
                      ("vae", "fid"): False, ("vae", "ramis"): True}
     md = render([table], "md")
     assert "60.0 ± 1.0⁺" in md and "90.0 ± 1.0 |" in md and "$^{+}$" in render([table], "tex")
+
+
+# -- run directories written by hand ------------------------------------------------------------------
+def _write(path: Path, obj) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(obj))
+
+
+def make_run(root: Path, rows: dict, fingerprint: str = "fp0", preset: str = "smoke") -> Path:
+    """rows[name][seed]: {"metrics": [records], "fit": ..., "samples": ..., "error": ...} (each optional)."""
+    _write(root / "manifest.json", {
+        "identity": {"dataset": "synthetic", "preset": preset, "dataset_fingerprint": fingerprint},
+        "dataset": {"name": "synthetic", "fingerprint": fingerprint, "reference_split": "test", "n_reference": 20},
+        "reference_row": {"source": "valid"}})
+    for name, seeds in rows.items():
+        for seed, files in seeds.items():
+            d = root / name / f"seed-{seed}"
+            for r in files.get("metrics", []):
+                _write(d / "metrics" / f"{r['metric']}.json", r)
+            for key, rel in (("fit", "checkpoint/fit.json"), ("samples", "samples.json"), ("error", "error.json")):
+                if key in files:
+                    _write(d / rel, files[key])
+    return root
+
+
+def rec(metric, value=None, *, status="ok", ci=(None, None), direction="lower", config=None, inputs=None,
+        fingerprint="fp0", preset="smoke", details=None):
+    """A metric record as the runner writes it (``value`` None: the metric gave NaN)."""
+    r = {"metric": metric, "status": status, "provenance": {"preset": preset, "dataset_fingerprint": fingerprint}}
+    if config is not None:
+        r["provenance"]["generator_config"] = config
+    if status == "ok":
+        r["result"] = {"metric": metric, "value": value, "ci_low": ci[0], "ci_high": ci[1], "direction": direction,
+                       "fingerprints": {"dataset": fingerprint}, "details": details or {}}
+    elif status == "skipped":
+        r["reason"] = "the generator cannot be conditioned on ['mask']"
+    else:
+        r["error"] = "ValueError: boom"
+    if inputs is not None:
+        r["inputs"] = inputs
+    return r
+
+
+FIT = {"config": {"name": "g", "preset": "smoke", "lr": 1}, "cost": {"parameters": 2_500_000, "train_seconds": 90.0,
+                                                                     "sample_seconds_per_image": 0.25}}
+
+
+def cells_of(table, row_name):
+    return {m: c.text() for m, c in next(r for r in table.rows if r.name == row_name).cells.items()}
+
+
+def test_failed_cells_say_failed_with_their_stage(tmp_path):
+    run = make_run(tmp_path / "run", {
+        "reference": {0: {"metrics": [rec("fid_byol", 1.0), rec("mean_w1", 0.1)]}},
+        # failed at fit; its metric files come from an earlier attempt and are not current
+        "dcgan": {0: {"metrics": [rec("fid_byol", 5.0)], "error": {"stage": "fit", "error": "RuntimeError: diverged"}}},
+        "cvae": {0: {"fit": FIT, "error": {"stage": "sample", "error": "ValueError: 20x20, not 40x40"}}},
+        "pggan": {0: {"error": {"stage": "fit/sample", "error": "OSError: disk full"}}},  # written before the split
+        "edm": {0: {"metrics": [rec("fid_byol", status="error"), rec("mean_w1", 0.2)], "fit": FIT}},
+        "vae": {0: {"metrics": [rec("fid_byol", 3.0, ci=(2.0, 4.0), config=FIT["config"]),
+                                rec("mean_w1", 0.3, config=FIT["config"])], "fit": FIT},
+                1: {"error": {"stage": "fit", "error": "RuntimeError: NaN loss"}}},
+    })
+    (table,) = collect([run])
+    assert cells_of(table, "dcgan") == {"fid_byol": "failed (fit)", "mean_w1": "failed (fit)"}
+    assert cells_of(table, "cvae") == {"fid_byol": "failed (sample)", "mean_w1": "failed (sample)"}
+    assert cells_of(table, "pggan") == {"fid_byol": "failed (fit/sample)", "mean_w1": "failed (fit/sample)"}
+    assert cells_of(table, "edm") == {"fid_byol": "failed (metric)", "mean_w1": "0.200"}
+    # a failed seed joins its generator's row, and the other seed's value says it stands alone
+    assert [r.name for r in table.rows].count("vae") == 1
+    assert cells_of(table, "vae") == {"fid_byol": "3.00 [2.0, 4.0]; failed (fit) in 1 of 2 seeds",
+                                      "mean_w1": "0.300; failed (fit) in 1 of 2 seeds"}
+    vae = next(r for r in table.rows if r.name == "vae")
+    assert vae.seeds == {0, 1} and vae.cells["fid_byol"].n_seeds == 1
+    assert not any(r.cells["fid_byol"].best for r in table.rows if r.name in ("dcgan", "cvae", "pggan", "edm"))
+    assert "| dcgan | 1 | failed (fit) | failed (fit) |" in render([table], "md")
+    status = {(r["generator"], r["metric"]): r["status"] for r in csv.DictReader(io.StringIO(render([table], "csv")))}
+    assert status[("cvae", "fid_byol")] == "failed (sample)" and status[("edm", "fid_byol")] == "failed (metric)"
+    assert status[("vae", "mean_w1")] == "ok; failed (fit) in 1 of 2 seeds"
+
+
+def test_nan_is_shown_as_nan_and_n_a_only_when_a_metric_does_not_apply(tmp_path):
+    run = make_run(tmp_path / "run", {
+        "gan": {0: {"metrics": [rec("fid_byol", None), rec("segmentation_iou", status="skipped")]}},
+        "vae": {0: {"metrics": [rec("fid_byol", 3.0)]}, 1: {"metrics": [rec("fid_byol", None)]}},
+        "edm": {0: {"metrics": [rec("fid_byol", 10.0)]}},
+    })
+    (table,) = collect([run])
+    assert cells_of(table, "gan") == {"fid_byol": "NaN", "segmentation_iou": "n/a"}
+    assert cells_of(table, "vae") == {"fid_byol": "NaN"}  # one seed's NaN is not dropped from the mean
+    best = [r.name for r in table.rows if r.cells["fid_byol"].best]
+    assert best == ["edm"]  # NaN is not "lower" than 10
+    rows = {(r["generator"], r["metric"]): r for r in csv.DictReader(io.StringIO(render([table], "csv")))}
+    assert rows[("gan", "fid_byol")]["value"] == "nan" and rows[("gan", "fid_byol")]["status"] == "ok"
+    assert rows[("gan", "segmentation_iou")]["value"] == "" and rows[("gan", "segmentation_iou")]["status"] == "skipped"
+
+
+def test_arrows_come_from_the_metric_not_from_the_cells(tmp_path):
+    run = make_run(tmp_path / "run", {
+        "gan": {0: {"metrics": [rec("ramis", 1.5, direction="lower"),  # a stored direction that is wrong
+                                rec("classifier_accuracy", status="skipped"),  # no value anywhere in the column
+                                rec("not_installed_score", 0.5, direction="higher"),
+                                rec("not_installed_skip", status="skipped")]}},
+        "vae": {0: {"metrics": [rec("ramis", 2.0, direction="lower"),
+                                rec("not_installed_score", 0.7, direction="higher")]}},
+    })
+    (table,) = collect([run])
+    assert table.directions == {"ramis": "higher", "classifier_accuracy": "higher", "not_installed_score": "higher"}
+    assert [r.name for r in table.rows if r.cells["ramis"].best] == ["vae"]
+    md = render([table], "md")
+    for head in ("ramis ↑", "classifier_accuracy ↑", "not_installed_score ↑", "not_installed_skip ?"):
+        assert f" {head} |" in md, head
+    assert any(n.startswith("? not_installed_skip: not installed") for n in table.notes)
+    assert r"ramis $\uparrow$" in render([table], "tex")
+
+
+def _custody_run(root: Path) -> Path:
+    """Rows whose metric files were (or were not) computed from the row's current sample set and checkpoint."""
+    config = {"name": "g", "preset": "smoke", "lr": 1.0, "zero_below": 0.0}  # 1.0 as 1: the same configuration
+    fit = {**FIT, "config": {**FIT["config"], "zero_below": 0.5}}  # sampled with another zero_below than at fit
+    samples = {"sha256": "s1", "checkpoint_sha256": "k1", "sampling": {"zero_below": 0.0}}
+    good = {"samples_sha256": "s1", "checkpoint_sha256": "k1"}
+
+    def row(value, samples=samples, inputs=good, **kw):
+        return {0: {"metrics": [rec("fid_byol", value, config=kw.pop("config", config), inputs=inputs, **kw),
+                                rec("mean_w1", 0.5, config=config, inputs=inputs and good)],
+                    "fit": fit, "samples": samples}}
+
+    return make_run(root, {
+        "reference": {0: {"metrics": [rec("fid_byol", 0.5, inputs={"real_sha256": "r", "reference_sha256": "t"}),
+                                      rec("mean_w1", 0.1, inputs={"real_sha256": "r", "reference_sha256": "t"})]}},
+        "fresh": row(5.0),
+        # drawn again with another zero_below into the same bytes: its metrics still score this very set
+        "redrawn": row(6.0, config={**config, "zero_below": 0.3}),
+        "resampled": row(1.0, samples={**samples, "sha256": "s2"}),
+        "retrained": row(1.1, samples={**samples, "checkpoint_sha256": "k2"}),
+        "otherdata": row(1.2, fingerprint="fp9"),
+        "otherpreset": row(1.3, preset="cpu"),
+        "otherconfig": row(1.4, config={**config, "lr": 2.0}),
+        # written before custody was recorded: not checked, shown as before
+        "legacy": row(3.0, inputs=None, samples={"sampling": {"zero_below": 0.0}}, preset="cpu"),
+    })
+
+
+def test_rows_with_stale_or_foreign_cells_are_marked(tmp_path):
+    (table,) = collect([_custody_run(tmp_path / "run")])
+    marks = {r.name: r.marks for r in table.rows}
+    assert marks == {"real (valid vs test)": [], "fresh": [], "redrawn": [], "legacy": [], "resampled": ["stale"],
+                     "retrained": ["stale"], "otherdata": ["foreign"], "otherpreset": ["foreign"],
+                     "otherconfig": ["foreign"]}
+    # a stale or foreign number never wins its column; the unverified legacy one still may
+    assert [r.name for r in table.rows if r.cells["fid_byol"].best] == ["legacy"]
+    md = render([table], "md")
+    assert "| resampled [stale] | 1 |" in md and "| otherconfig [foreign] | 1 |" in md and "| legacy | 1 |" in md
+    assert ("[stale] resampled: fid_byol, mean_w1 computed from another sample set or checkpoint than the row's "
+            "current one; run it again to redo them") in table.notes
+    assert sum(n.startswith("[foreign] ") for n in table.notes) == 3 and len(table.notes) == 6  # and otherdata's †
+    assert "[stale] retrained" in render([table], "tex") and "[foreign] otherdata" in render([table], "html")
+    status = {(r["generator"], r["metric"]): r["status"] for r in csv.DictReader(io.StringIO(render([table], "csv")))}
+    assert status[("resampled", "mean_w1")] == "ok; stale" and status[("otherconfig", "mean_w1")] == "ok"
+    assert status[("otherconfig", "fid_byol")] == "ok; foreign" and status[("legacy", "fid_byol")] == "ok"
+    for name in ("resampled", "retrained", "otherdata", "otherpreset", "otherconfig"):  # without these: no notes
+        shutil.rmtree(tmp_path / "run" / name)
+    (clean,) = collect([tmp_path / "run"])
+    assert clean.notes == [] and not any(r.marks for r in clean.rows)
+
+
+def test_publish_copies_files_readable_by_everyone(tmp_path):
+    old = os.umask(0o077)  # the user's umask: files 0600, folders 0700
+    try:
+        run = _custody_run(tmp_path / "run")
+        for p in run.rglob("*"):
+            p.chmod(0o700 if p.is_dir() else 0o600)
+        copied = publish(run, tmp_path / "pub")
+    finally:
+        os.umask(old)
+    assert len(copied) == len(list(run.rglob("*.json")))
+    paths = [tmp_path / "pub", *(tmp_path / "pub").rglob("*")]
+    assert {stat.S_IMODE(p.stat().st_mode) for p in paths if p.is_file()} == {0o644}
+    assert {stat.S_IMODE(p.stat().st_mode) for p in paths if p.is_dir()} == {0o755}
+
+
+# -- the formats, parsed -------------------------------------------------------------------------------
+class TableParser(HTMLParser):
+    """Tables as lists of rows of (cell text, bold); headings and paragraphs as text."""
+
+    def __init__(self):
+        super().__init__()
+        self.tables, self.headings, self.paragraphs, self.row_classes = [], [], [], []
+        self._text, self._bold, self._in = None, False, None
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "table":
+            self.tables.append([])
+        elif tag == "tr":
+            self.tables[-1].append([])
+            self.row_classes.append(dict(attrs).get("class"))
+        elif tag in ("td", "th", "h3", "p"):
+            self._text, self._bold, self._in = "", False, tag
+        elif tag == "b":
+            self._bold = True
+
+    def handle_endtag(self, tag):
+        if tag in ("td", "th"):
+            self.tables[-1][-1].append((self._text, self._bold))
+        elif tag == "h3":
+            self.headings.append(self._text)
+        elif tag == "p":
+            self.paragraphs.append(self._text)
+        if tag == self._in:
+            self._in = None
+
+    def handle_data(self, data):
+        if self._in:
+            self._text += data
+
+
+def _format_run(root: Path) -> Path:
+    """Names to escape (underscores; & and < in the run's path), several seeds, a failure, a NaN, n/a."""
+    cfg = {"name": "my_gan", "preset": "smoke"}
+    # the sampling cost in samples.json, where runs record it now (fit.json: the training cost only)
+    fit = {**FIT, "cost": {"parameters": 2_500_000, "train_seconds": 90.0}}
+    samples = {"cost": {"sample_seconds_per_image": 0.125, "nfe_per_sample": 1}}
+    return make_run(root / "runs & <tests>", {
+        "reference": {0: {"metrics": [rec("fid_byol", 1.25, ci=(0.5, 2.0)), rec("mean_w1", 0.0125, ci=(0.01, 0.02)),
+                                      rec("segmentation_iou", 0.875, ci=(0.75, 0.9))]}},
+        "my_gan": {s: {"metrics": [rec("fid_byol", v, config=cfg), rec("mean_w1", w, config=cfg),
+                                   rec("segmentation_iou", status="skipped", config=cfg)],
+                       "fit": fit, "samples": samples}
+                   for s, v, w in ((0, 40.5, 0.03125), (1, 30.25, 0.0625), (2, 35.0, 0.046875))},
+        "vae_2": {0: {"metrics": [rec("fid_byol", None), rec("mean_w1", 0.5, ci=(0.25, 0.75))], "fit": FIT}},
+        "dc_gan": {0: {"error": {"stage": "fit", "error": "RuntimeError: diverged"}}},
+    })
+
+
+@pytest.fixture
+def format_run(tmp_path):
+    run = _format_run(tmp_path)
+    (table,) = collect([run])
+    return run, table
+
+
+def expected_rows(table):
+    """Each row as the tables show it: label, seeds, metric cells, cost cells."""
+    from radiobench.leaderboard import _cost_text
+
+    return [[r.label(), str(len(r.seeds)), *(r.cells[m].text() if m in r.cells else "" for m in table.metrics),
+             *_cost_text(r)] for r in table.rows]
+
+
+def test_html_rows_and_cells_match_the_table(format_run):
+    run, table = format_run
+    page = TableParser()
+    page.feed(render([table], "html"))
+    (rows,) = page.tables
+    arrows = {"lower": "↓", "higher": "↑"}
+    heads = [f"{m} {arrows[table.directions[m]]}" for m in table.metrics]
+    assert [t for t, _ in rows[0]] == ["generator", "seeds", *heads, *COST_HEADERS]
+    assert [[t for t, _ in r] for r in rows[1:]] == expected_rows(table)
+    assert [[b for _, b in r[2:2 + len(table.metrics)]] for r in rows[1:]] == [
+        [r.cells[m].best if m in r.cells else False for m in table.metrics] for r in table.rows]
+    assert page.row_classes[1:] == ["ref" if r.reference else None for r in table.rows]
+    assert page.headings == [f"synthetic — preset smoke (dataset fingerprint fp0; reference split N = 20; runs: {run})"]
+    got = {r[0][0]: [t for t, _ in r[2:5]] for r in rows[1:]}
+    assert got == {"real (valid vs test)": ["1.25 [0.50, 2.0]", "0.0125 [0.010, 0.020]", "0.875 [0.75, 0.90]"],
+                   "dc_gan": ["failed (fit)"] * 3,
+                   "my_gan": ["35.2 ± 13", "0.0469 ± 0.039", "n/a"],
+                   "vae_2": ["NaN", "0.500 [0.25, 0.75]", ""]}
+    assert [b for _, b in rows[1:][2][2:5]] == [True, True, False]  # my_gan: best fid and mean_w1
+
+
+def test_latex_rows_columns_and_escaping(format_run):
+    _, table = format_run
+    tex = render([table], "tex")
+    spec = re.search(r"\\begin\{tabular\}\{(\w+)\}", tex).group(1)
+    body = tex.split("\\toprule\n", 1)[1].split("\\bottomrule", 1)[0]
+    head, rows = body.split("\\midrule\n")
+    lines = [head.strip(), *rows.strip().split("\n")]
+    assert len(lines) == 1 + len(table.rows) and all(line.endswith(r" \\") for line in lines)
+    cells = [re.split(r"(?<!\\)&", line[:-3]) for line in lines]
+    assert {len(c) for c in cells} == {len(spec)} == {2 + len(table.metrics) + len(COST_HEADERS)}
+    names = [c[0].strip() for c in cells[1:]]
+    assert names == [r"\textit{real (valid vs test)}", r"dc\_gan", r"my\_gan", r"vae\_2"]
+    assert [c.strip() for c in cells[0][2:5]] == [r"fid\_byol $\downarrow$", r"mean\_w1 $\downarrow$",
+                                                  r"segmentation\_iou $\uparrow$"]
+    assert [c.strip() for c in cells[2][2:5]] == ["failed (fit)"] * 3 and cells[4][2].strip() == "NaN"
+    assert cells[3][2].strip() == r"\textbf{35.2 $\pm$ 13}"
+    assert re.search(r"(?<!\\)[_%#]", tex.replace("\\_", "").replace("\\%", "").replace("\\#", "")) is None
+    assert r"runs \& <tests>" in tex
+
+
+def test_csv_header_and_values_round_trip_to_the_stored_numbers(format_run, capsys):
+    run, table = format_run
+    text = render([table], "csv")
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert list(rows[0]) == ["dataset", "preset", "dataset_fingerprint", "generator", "reference_row", "metric",
+                             "direction", "value", "ci_low", "ci_high", "n_seeds", "status", "best", "comparable",
+                             "beats_pixel_floor", "parameters", "train_minutes", "sample_seconds_per_image"]
+    assert len(rows) == len(table.rows) * len(table.metrics)
+    by = {(r["generator"], r["metric"]): r for r in rows}
+    stored = {}
+    for f in run.glob("*/seed-*/metrics/*.json"):
+        r = json.loads(f.read_text())
+        if r["status"] == "ok":
+            row = "real (valid vs test)" if f.parts[-4] == "reference" else f.parts[-4]
+            stored.setdefault((row, r["metric"]), []).append(r["result"])
+    assert set(stored) == {k for k, r in by.items() if r["status"].startswith("ok")}
+    for key, results in stored.items():
+        got = by[key]
+        values = [np.nan if r["value"] is None else r["value"] for r in results]
+        assert int(got["n_seeds"]) == len(results)
+        if len(results) == 1:  # one seed: its own value and interval, exactly
+            assert np.array_equal(float(got["value"]), values[0], equal_nan=True), key
+            assert [float(got["ci_low"] or "nan"), float(got["ci_high"] or "nan")] == pytest.approx(
+                [results[0]["ci_low"] or np.nan, results[0]["ci_high"] or np.nan], nan_ok=True)
+        else:
+            assert float(got["value"]) == pytest.approx(np.mean(values), rel=1e-15), key
+            assert float(got["ci_low"]) < min(values) < max(values) < float(got["ci_high"])
+    assert by[("dc_gan", "fid_byol")]["status"] == "failed (fit)" and by[("dc_gan", "fid_byol")]["value"] == ""
+    costs = ("parameters", "train_minutes", "sample_seconds_per_image")
+    assert [by[("my_gan", "fid_byol")][k] for k in costs] == ["2500000.0", "1.5", "0.125"]
+    assert [by[("vae_2", "fid_byol")][k] for k in costs] == ["2500000.0", "1.5", "0.25"]  # a run made before
+    assert main(["leaderboard", str(run), "--format", "csv"]) == 0
+    assert capsys.readouterr().out == text
