@@ -2,16 +2,26 @@
 from __future__ import annotations
 
 import platform
+import re
 import subprocess
 from functools import lru_cache
-from importlib.metadata import PackageNotFoundError, version
+from importlib.metadata import PackageNotFoundError, requires, version
 from pathlib import Path
 from typing import Any
 
-__all__ = ["environment", "git_commit"]
+__all__ = ["environment", "git_commit", "packages"]
 
-PACKAGES = ("radiobench", "torch", "numpy", "scipy", "astropy", "scikit-image", "diffusers", "torchmetrics",
-            "accelerate", "bdsf", "photutils", "safetensors", "pandas")
+
+@lru_cache(maxsize=1)
+def packages() -> tuple[str, ...]:
+    """radiobench and its declared run-time dependencies (extras such as ``test`` left out), from the
+    installed metadata, so the list follows pyproject.toml."""
+    try:
+        declared = requires("radiobench") or []
+    except PackageNotFoundError:  # a source tree on sys.path without an install
+        declared = []
+    names = [re.split(r"[^A-Za-z0-9._-]", r, maxsplit=1)[0] for r in declared if "extra ==" not in r]
+    return ("radiobench", *names)
 
 
 @lru_cache(maxsize=1)
@@ -30,8 +40,9 @@ def git_commit() -> dict[str, Any]:
 
 
 def environment() -> dict[str, Any]:
-    versions = {}
-    for pkg in PACKAGES:
+    """Versions of radiobench and its dependencies (None for one that is not installed), git commit, platform."""
+    versions: dict[str, str | None] = {}
+    for pkg in packages():
         try:
             versions[pkg] = version(pkg)
         except PackageNotFoundError:
