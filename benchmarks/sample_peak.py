@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 from radiobench import MetricContext, RadioImages, get_preset
-from radiobench.interfaces import divided_by_peak
+from radiobench.postprocess import divided_by_peak
 from radiobench.registry import registry
 
 

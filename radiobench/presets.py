@@ -18,7 +18,7 @@ class Preset:
     description: str
     resolution: int  # image side the datasets are loaded at (FIRST: 80x80 crop, 2x binned to 40)
     n_bootstrap: int  # bootstrap resamples behind every metric CI
-    # default of every generator's ``zero_below`` sampling option (see interfaces.survey_threshold)
+    # default of every generator's ``zero_below`` sampling option (see postprocess.survey_threshold)
     zero_below: float | str = 0.0
 
     def to_dict(self) -> dict:

@@ -197,12 +197,11 @@ def _fit_or_load(cls, name, config: RunConfig, train, seed, gdir: Path, device, 
     fit_info = _record(ckpt / "fit.json", config=dict, cost=dict)
     if fit_info is not None:
         if _jsonable(gen.training_config(fit_info["config"])) == _jsonable(gen.training_config()):
-            # sample with this run's sampling options (preset defaults included), not those stored at fit time
-            gen = cls(preset=config.preset, device=device, **{**gen.sampling_config(), **opts})
+            # load keeps this instance's sampling options (this run's), not those stored at fit time
             if _load_checkpoint(gen, ckpt):
                 summary.reused.append(f"{label}:fit")
                 return gen, _training_cost(fit_info["cost"]), _checkpoint_sha256(ckpt)
-            gen = cls(preset=config.preset, device=device, **opts)
+            gen = cls(preset=config.preset, device=device, **opts)  # a clean instance to train
         else:
             log.warning("%s: checkpoint was made with another configuration; training again", label)
     log.info("%s: training (preset %s)", label, config.preset)

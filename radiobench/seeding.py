@@ -3,7 +3,7 @@ sample never depends on the batch size it was drawn in (as NVlabs/edm's StackedR
 from __future__ import annotations
 
 import random
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch

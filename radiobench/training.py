@@ -11,8 +11,9 @@ import contextlib
 import copy
 import csv
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import torch

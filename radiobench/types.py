@@ -15,6 +15,7 @@ import numpy as np
 
 __all__ = [
     "InputError",
+    "GeneratorOutputError",
     "SurveyInfo",
     "RadioImages",
     "Conditions",
@@ -28,6 +29,10 @@ Direction = Literal["lower", "higher"]
 
 class InputError(ValueError):
     """Bad user input (data, names, conditions): the message says what is wrong and how to fix it."""
+
+
+class GeneratorOutputError(RuntimeError):
+    """A generator drew images that are not what was asked (shape, count, non-finite or out-of-range pixels)."""
 
 
 @dataclass(frozen=True)

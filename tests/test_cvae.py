@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 import torch
 
+from radiobench.seeding import PerImageRandom
 from radiobench.types import Conditions, InputError, RadioImages, SurveyInfo
-from radiobench_plugins.generators.cvae import CVAE, CVAENet, free_bits_kl, negative_elbo
+from radiobench_plugins.generators.cvae import CVAE, free_bits_kl, negative_elbo
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -22,6 +23,7 @@ def one_thread():
 def first64(tmp_path_factory) -> RadioImages:
     """The first 64 FIRST train images at 40×40 (real data; skipped where it is not available)."""
     from conftest import SHARED_DATA
+
     from radiobench_plugins.datasets.first import FirstDataset
 
     if not (SHARED_DATA / "first").exists():
@@ -37,15 +39,42 @@ def toy(n: int = 32, size: int = 16, labels: bool = True) -> RadioImages:
                        class_names=("a", "b") if labels else None)
 
 
+def _layers(seq: torch.nn.Module) -> list[tuple]:
+    """Each module of a funnel as (kind, size): Linear → ("linear", in, out), activations and dropout by parameter."""
+    out: list[tuple] = []
+    for m in seq.modules() if isinstance(seq, torch.nn.Sequential) else [seq]:
+        if isinstance(m, torch.nn.Linear):
+            out.append(("linear", m.in_features, m.out_features))
+        elif isinstance(m, torch.nn.Softplus):
+            out.append(("softplus",))
+        elif isinstance(m, torch.nn.LeakyReLU):
+            out.append(("leaky_relu", m.negative_slope))
+        elif isinstance(m, torch.nn.Dropout):
+            out.append(("dropout", m.p))
+    return out
+
+
 def test_architecture_follows_table_2():
-    net = CVAENet(1600, 4, 32, (4096, 2048, 1024, 512, 256), 0.001, 0.2)
-    enc = [m.out_features for m in net.encoder if isinstance(m, torch.nn.Linear)]
-    dec = [m.out_features for m in net.decoder if isinstance(m, torch.nn.Linear)]
-    assert enc == [4096, 2048, 1024, 512, 256] and dec == [256, 512, 1024, 2048, 4096]
-    assert net.encoder[0].in_features == 1600 + 4 and net.decoder[0].in_features == 32 + 4  # one-hot at both inputs
-    assert isinstance(net.encoder[1], torch.nn.Softplus) and net.encoder[4].negative_slope == 0.001
-    assert net.out.out_features == 1600 and net.mu.out_features == net.logvar.out_features == 32
-    assert CVAE(preset="paper").opt["latent_dim"] == 32
+    """The paper preset's network, built for the paper's data (100×100 FIRST cutouts, FRI/FRII), is Table 2's
+    CVAE: Linear layers (10 000 + 2) → 4096 → 2048 → 1024 → 512 → 256 → two d = 32 heads (z_μ, z_σ²), and
+    (d + 2) → 256 → 512 → 1024 → 2048 → 4096 → 10 000 with a sigmoid output; every hidden layer is followed by
+    its activation and dropout p = 0.2 (Sect. 5), the encoder's first by the table's softplus, the others by a
+    leaky ReLU with α = 0.001 (Eq. 15)."""
+    g = CVAE(preset="paper", device="cpu")
+    g.train_info.update(image_size=100, n_classes=2)
+    g.build()
+    net = g.nets["vae"]
+    d, lrelu, drop = 32, ("leaky_relu", 0.001), ("dropout", 0.2)
+    enc = [10_000 + 2, 4096, 2048, 1024, 512, 256]
+    dec = [d + 2, 256, 512, 1024, 2048, 4096]
+    encoder = [("linear", a, b) for a, b in zip(enc, enc[1:])]
+    encoder = [x for i, lin in enumerate(encoder) for x in (lin, ("softplus",) if i == 0 else lrelu, drop)]
+    decoder = [x for a, b in zip(dec, dec[1:]) for x in (("linear", a, b), lrelu, drop)]
+    assert _layers(net.encoder) == encoder and _layers(net.decoder) == decoder
+    assert _layers(net.mu) == _layers(net.logvar) == [("linear", 256, d)]
+    assert _layers(net.out) == [("linear", 4096, 10_000)]
+    x = g.generate(PerImageRandom([0, 1], "cpu"), torch.tensor([0, 1]))  # sigmoid output: in (0, 1)
+    assert x.shape == (2, 1, 100, 100) and 0 < x.min() and x.max() < 1
 
 
 def test_negative_elbo_terms():

@@ -147,29 +147,33 @@ def test_samples_do_not_depend_on_batch_size_and_survive_save_load(class_model, 
     np.testing.assert_allclose(a, b, atol=1e-5)  # per-image seeds; conv kernels may round differently per batch
     assert np.abs(a - class_model.sample(c, seed=4, batch_size=5).images).max() > 1e-3
     class_model.save(tmp_path / "m")
-    again = EDM("smoke")
+    again = EDM("smoke", num_steps=TINY["num_steps"])  # sampling options are the caller's, weights the checkpoint's
     again.load(tmp_path / "m")
     assert again.num_parameters() == class_model.num_parameters()
     np.testing.assert_array_equal(again.sample(c, seed=3, batch_size=5).images, a)
 
 
 def test_load_fills_options_a_checkpoint_predates(class_model, tmp_path):
-    """A checkpoint written before a sampling option existed loads with the preset's default for it,
-    and a constructor argument overrides what the checkpoint stored."""
+    """A checkpoint of the first format (options under "hp"), written before two sampling options existed, loads;
+    sampling options are the instance's (preset defaults and constructor keywords), not the checkpoint's."""
     c = Conditions(n=3, labels=np.array([0, 1, 2]), class_names=CLASSES)
     class_model.save(tmp_path / "m")
     cfg = load_config(tmp_path / "m")
+    # as EDM wrote it before it was a TorchGenerator (format 1), before it had these two options
+    cfg = {"format": 1, "preset": cfg["preset"], "hp": cfg["options"], "train_info": cfg["train_info"],
+           "cost": cfg["cost"]}
     for old in ("zero_below", "sample_precision"):
         cfg["hp"].pop(old)
     save_config(tmp_path / "m", cfg)
-    again = EDM("smoke")
+    again = EDM("smoke", num_steps=TINY["num_steps"])
     again.load(tmp_path / "m")
-    assert again.hp["zero_below"] == EDM("smoke").hp["zero_below"]
-    assert again.hp["sample_precision"] == EDM("smoke").hp["sample_precision"]
+    assert again.training_config() == class_model.training_config()
+    assert again.opt["zero_below"] == EDM("smoke").opt["zero_below"]
+    assert again.opt["sample_precision"] == EDM("smoke").opt["sample_precision"]
     np.testing.assert_array_equal(again.sample(c, seed=3).images, class_model.sample(c, seed=3).images)
     steps = EDM("smoke", num_steps=4)
     steps.load(tmp_path / "m")
-    assert steps.hp["num_steps"] == 4 and steps.sampling_config()["num_steps"] == 4
+    assert steps.opt["num_steps"] == 4 and steps.sampling_config()["num_steps"] == 4
 
 
 def test_flux_conditioning_and_missing_conditions(flux_model):
@@ -186,7 +190,7 @@ def test_flux_conditioning_and_missing_conditions(flux_model):
 def test_bad_conditions_raise_clear_input_errors(class_model):
     with pytest.raises(InputError, match=r"lie in \[0, 2\]"):
         class_model.sample(Conditions(n=1, labels=np.array([3])), seed=0)
-    with pytest.raises(InputError, match="without peak flux"):
+    with pytest.raises(InputError, match=r"cannot be conditioned on \['flux'\]; it supports \['class'\]"):
         class_model.sample(Conditions(n=1, peak_flux=np.array([0.1])), seed=0)
     with pytest.raises(InputError, match="cannot be conditioned on"):
         class_model.sample(Conditions(n=1, masks=np.zeros((1, 1, 16, 16))), seed=0)
@@ -194,10 +198,10 @@ def test_bad_conditions_raise_clear_input_errors(class_model):
     before = plain.config()
     plain.fit(blobs(8), seed=0)
     assert plain.config() == before  # the runner reuses a checkpoint when configs match
-    with pytest.raises(InputError, match="without class labels"):
+    with pytest.raises(InputError, match=r"cannot be conditioned on \['class'\]"):
         plain.sample(Conditions(n=1, labels=np.array([0])), seed=0)
     assert plain.sample(Conditions(n=2), seed=0).images.shape == (2, 1, 16, 16)
-    with pytest.raises(InputError, match="unknown EDM options"):
+    with pytest.raises(InputError, match=r"has no option\(s\) \['omgea'\]; it knows .*omega"):
         EDM("smoke", omgea=1.0)
     with pytest.raises(InputError, match="fit or load"):
         EDM("smoke").sample(Conditions(n=1), seed=0)
@@ -236,3 +240,34 @@ def test_smoke_fit_lowers_the_loss_and_resumes(tmp_path):
         torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6)
     with pytest.raises(InputError, match="different EDM"):
         EDM("smoke", **{**TINY, "channels": (8, 8)}).fit(data, seed=0, workdir=tmp_path / "resumed")
+
+
+def test_loss_draws_sigma_as_nvlabs_edm():
+    """EDMLoss draws ln σ ~ N(P_mean, P_std²) per image (NVlabs/edm's EDMLoss) and weights by λ(σ)."""
+    from radiobench_plugins.generators.edm import EDMLoss
+
+    seen = []
+
+    def denoiser(x, sigma, **context):
+        seen.append(sigma)
+        return torch.zeros_like(x)
+
+    torch.manual_seed(0)
+    y = torch.full((20_000, 1, 2, 2), 0.5)
+    loss = EDMLoss(p_mean=-1.2, p_std=1.2, sigma_data=0.5)(denoiser, y)
+    log_sigma = seen[0].log()
+    assert seen[0].shape == (20_000,) and abs(log_sigma.mean() + 1.2) < 0.03 and abs(log_sigma.std() - 1.2) < 0.03
+    s = seen[0]  # D = 0: λ(σ)·y² = (σ² + σ_d²)/(σ σ_d)² · 0.25 per pixel
+    torch.testing.assert_close(loss, ((s**2 + 0.25) / (s * 0.5) ** 2 * 0.25).mean(), rtol=1e-5, atol=0)
+
+
+def test_undersampling_draws_minibatches_from_balanced_classes():
+    data = blobs(30)
+    keep = np.flatnonzero((data.labels != 2) | (np.arange(30) < 9))  # class 2: 3 images, the others 10
+    data = data.subset(keep)
+    g = EDM("smoke", **TINY, steps=2, class_balance="undersample")
+    g.fit(data, seed=0)
+    assert np.bincount(data.labels[g.pool]).tolist() == [3, 3, 3]
+    plain = EDM("smoke", **TINY, steps=2)
+    plain.fit(data, seed=0)
+    assert plain.pool is None  # every training image

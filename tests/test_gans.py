@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from radiobench.types import Conditions, InputError, RadioImages, SurveyInfo
-from radiobench_plugins.generators._gan import EqConv2d, MinibatchStd, grid_for, pixel_norm
+from radiobench_plugins.generators._torch import EqConv2d, MinibatchStd, grid_for, pixel_norm
 from radiobench_plugins.generators.cvae import CVAE
 from radiobench_plugins.generators.dcgan import DCGAN, DCDiscriminator, DCGenerator
 from radiobench_plugins.generators.pggan import PGGAN, PGDiscriminator, PGGenerator, schedule
@@ -75,7 +75,7 @@ def test_pggan_schedule_and_fade_in():
     assert training_progress(25, run) == 0.25
     run.max_seconds = 100.0  # a wall-clock budget that runs out first drives the growth
     assert training_progress(25, run) == 0.5 and training_progress(90, run) == 0.9
-    nf = lambda l: 8  # noqa: E731
+    nf = lambda k: 8  # noqa: E731
     torch.manual_seed(0)
     G, D = PGGenerator(6, 0, 5, 2, nf), PGDiscriminator(0, 5, 2, nf, 4)
     z = torch.randn(4, 6)
@@ -227,7 +227,7 @@ def test_pggan_conditioning_reaches_generator_and_critic():
 def test_survey_threshold_on_samples_of_a_thresholded_training_set():
     """``zero_below="auto"`` means SURVEY_THRESHOLD only when most training pixels are exactly 0; a level
     zeroes the sampled pixels below it and leaves the rest as drawn."""
-    from radiobench.interfaces import SURVEY_THRESHOLD
+    from radiobench.postprocess import SURVEY_THRESHOLD
 
     noisy = toy(size=20)
     thresholded = RadioImages(images=np.where(noisy.images < 0.05, 0, noisy.images), survey=noisy.survey,
@@ -250,7 +250,7 @@ def test_survey_threshold_on_samples_of_a_thresholded_training_set():
 def test_peak_normalisation_of_samples_follows_the_training_images():
     """``peak_normalise="auto"`` divides each drawn image by its peak only when every training image peaks at
     1 (as the built-in surveys' cutouts do); True divides regardless, an empty image stays empty."""
-    from radiobench.interfaces import peak_normalised
+    from radiobench.postprocess import peak_normalised
 
     data = toy(size=20)
     scaled_images = data.images / data.images.max(axis=(1, 2, 3), keepdims=True)

@@ -13,18 +13,20 @@ Without labels (or ``conditional=False``) it is the unconditional VAE of Sect. 2
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from radiobench.options import Option, Options
 from radiobench.seeding import PerImageRandom
 from radiobench.training import TrainingRun
-from radiobench.types import InputError
 
-from ._gan import TorchGenerator, one_hot
+from ._torch import PROBABILITY, TORCH_OPTIONS, TorchGenerator, one_hot
 
 __all__ = ["CVAE", "CVAENet"]
 
@@ -99,14 +101,6 @@ def free_bits_kl(mu: torch.Tensor, logvar: torch.Tensor, free_bits: float) -> to
     return kl_per_dim(mu, logvar).mean(0).clamp_min(free_bits).sum()
 
 
-_COMMON = dict(
-    latent_dim=32, hidden=(4096, 2048, 1024, 512, 256), leaky_slope=0.001, dropout=0.2,
-    likelihood="bernoulli", gaussian_sigma=0.1, kl_warmup=0, free_bits=0.0, conditional=True, augment=True,
-    mixed_precision="no", progress=True,
-    lr=0.88e-3, epochs=None,
-)
-
-
 class CVAE(TorchGenerator):
     """Fully connected (conditional) VAE, paper 003. Options (constructor keywords, defaults per preset):
 
@@ -116,37 +110,44 @@ class CVAE(TorchGenerator):
     dimension below which the KL term does not pull a dimension onto the prior; 0 = off), conditional
     (True: one-hot labels when the data has them), lr (Adam), batch_size, steps or epochs, max_minutes,
     checkpoint_every, mixed_precision ("no" | "bf16"), augment (random flips and 90° rotations of each
-    minibatch), progress, zero_below and peak_normalise (sampling: see ``radiobench.interfaces``).
+    minibatch), progress, zero_below and peak_normalise (sampling: see ``radiobench.postprocess``).
     """
 
     name = "cvae"
     description = "fully connected conditional VAE (Bastien et al. 2021): funnel 4096→256, latent d=32, Bernoulli ELBO"
     supports = frozenset({"class"})
+    sampled_net = "vae"
 
-    PRESETS = {
-        # seconds: a tiny funnel on a few steps (tests)
-        "smoke": {**_COMMON, "latent_dim": 8, "hidden": (64, 32), "batch_size": 16, "steps": 30,
-                  "max_minutes": None, "checkpoint_every": 1000},
-        # the paper's network (35M parameters at 40×40); bf16 autocast: 0.40 s of CPU per step at batch 128 on
-        # one thread (fp32: 0.77 s) → 4400 steps ≈ 29 min ≈ 320 FIRST epochs (FID falls from 100 at 1200 steps
+    OPTIONS = Options(
+        TORCH_OPTIONS,
+        latent_dim=Option(int, 32, presets={"smoke": 8}, low=1),
+        hidden=Option((int,), (4096, 2048, 1024, 512, 256), presets={"smoke": (64, 32)}, low=1),
+        leaky_slope=Option(float, 0.001, low=0.0),
+        dropout=replace(PROBABILITY, default=0.2),
+        likelihood=Option(str, "bernoulli", presets={"cpu": "gaussian"}, choices=("bernoulli", "gaussian")),
+        gaussian_sigma=Option(float, 0.1, low=0.0, low_open=True),
+        kl_warmup=Option(int, 0, presets={"cpu": 600}, low=0),
+        free_bits=Option(float, 0.0, low=0.0),
+    ).with_defaults(
+        # Table 2 / Table 4 (d = 32: initial lr 0.88e-3), 5000 epochs; batch size is not given in the paper
+        lr=0.88e-3, epochs={"paper": 5000},
+        # smoke: seconds, a tiny funnel on a few steps (tests).
+        # cpu: the paper's network (35M parameters at 40×40); bf16 autocast: 0.40 s of CPU per step at batch 128
+        # on one thread (fp32: 0.77 s) → 4400 steps ≈ 29 min ≈ 320 FIRST epochs (FID falls from 100 at 1200 steps
         # to 82 at 3600 and 75 at 4400: benchmarks/README.md). Trained with β = 1 from the first
         # step the posterior collapses within ~40 steps (KL < 0.1 nat) with either likelihood, so the KL weight
-        # warms up over 600 steps; the Gaussian likelihood (σ = 0.1) rewards a better reconstruction ~4× more
-        # per unit of squared error than the Bernoulli one on these near-empty images (benchmarks/README.md).
-        # Samples are the decoder mean E[x | z, y], whose peak averaging lowers to ~0.5 while every training
-        # cutout peaks at 1: divided by their peak (paper 003 Sect. 3.4 scaling, the post-processing its
-        # Sect. 7 proposes), FID 74.8 → 47.8 on seed 0 (benchmarks/README.md)
-        "cpu": {**_COMMON, "batch_size": 128, "steps": 4400, "mixed_precision": "bf16", "max_minutes": 40.0,
-                "likelihood": "gaussian", "kl_warmup": 600, "checkpoint_every": 200, "peak_normalise": "auto"},
-        # Table 2 / Table 4 (d = 32: initial lr 0.88e-3), 5000 epochs; batch size is not given in the paper
-        "paper": {**_COMMON, "batch_size": 128, "steps": None, "epochs": 5000, "max_minutes": None,
-                  "checkpoint_every": 2000},
-    }
+        # warms up over 600 steps (kl_warmup); the Gaussian likelihood (σ = 0.1) rewards a better reconstruction
+        # ~4× more per unit of squared error than the Bernoulli one on these near-empty images
+        # (benchmarks/README.md). Samples are the decoder mean E[x | z, y], whose peak averaging lowers to ~0.5
+        # while every training cutout peaks at 1: divided by their peak (paper 003 Sect. 3.4 scaling, the
+        # post-processing its Sect. 7 proposes), FID 74.8 → 47.8 on seed 0 (benchmarks/README.md)
+        batch_size={"smoke": 16, "cpu": 128, "paper": 128}, steps={"smoke": 30, "cpu": 4400, "paper": None},
+        mixed_precision={"cpu": "bf16"}, max_minutes={"cpu": 40.0},
+        checkpoint_every={"smoke": 1000, "cpu": 200, "paper": 2000}, peak_normalise={"cpu": "auto"},
+    )
 
     def build(self) -> None:
         o = self.opt
-        if o["likelihood"] not in ("bernoulli", "gaussian"):
-            raise InputError(f"cvae: likelihood must be 'bernoulli' or 'gaussian', not {o['likelihood']!r}")
         size = int(self.train_info["image_size"])
         self.nets = {
             "vae": CVAENet(size * size, int(self.train_info["n_classes"]), int(o["latent_dim"]), tuple(o["hidden"]),
@@ -167,10 +168,8 @@ class CVAE(TorchGenerator):
     def make_optimizers(self) -> dict[str, torch.optim.Optimizer]:
         return {"opt": torch.optim.Adam(self.nets["vae"].parameters(), lr=float(self.opt["lr"]))}
 
-    def sampling_modules(self) -> dict[str, nn.Module]:
-        return {"vae": self.nets["vae"]}
-
-    def train_step(self, step: int, x: torch.Tensor, y: torch.Tensor | None, run: TrainingRun) -> dict[str, float]:
+    def train_step(self, step: int, x: torch.Tensor, y: torch.Tensor | None, run: TrainingRun,
+                   extra: dict[str, torch.Tensor]) -> dict[str, float]:
         net, opt = self.train_nets["vae"], self.opts["opt"]
         with run.autocast():
             logits, mu, logvar = net(x, one_hot(y, int(self.train_info["n_classes"])))

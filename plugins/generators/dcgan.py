@@ -16,14 +16,17 @@ independent of the batch — uses population statistics of the final generator.
 """
 from __future__ import annotations
 
+from dataclasses import replace
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from radiobench.options import Option, Options
 from radiobench.seeding import PerImageRandom
 from radiobench.training import TrainingRun
 
-from ._gan import TorchGenerator, grid_for, one_hot
+from ._torch import PROBABILITY, TORCH_OPTIONS, TorchGenerator, grid_for, one_hot
 
 __all__ = ["DCGAN", "DCGenerator", "DCDiscriminator"]
 
@@ -83,36 +86,36 @@ def init_dcgan(m: nn.Module) -> None:
         nn.init.zeros_(m.bias)
 
 
-_COMMON = dict(nz=100, lr=2e-4, beta1=0.5, conditional=True, augment=True, bn_batches=16, mixed_precision="no",
-               progress=True, epochs=None)
-
-
 class DCGAN(TorchGenerator):
     """DCGAN. Options: nz (100), ngf / ndf (generator / discriminator width at the finest layer), lr (2e-4),
     beta1 (0.5), conditional (True: class-conditional when the data has labels), bn_batches (BatchNorm
     re-estimation batches after training, 0 = keep the running averages of training), batch_size,
     steps or epochs, max_minutes, checkpoint_every, mixed_precision, augment (flips and
     90° rotations), progress, zero_below (sampling: pixels below it set to 0; "auto" at cpu, see
-    ``radiobench.interfaces.survey_threshold``), peak_normalise (sampling: each image divided by its peak;
-    off by default, see ``radiobench.interfaces.peak_normalised``)."""
+    ``radiobench.postprocess.survey_threshold``), peak_normalise (sampling: each image divided by its peak;
+    off by default, see ``radiobench.postprocess.peak_normalised``)."""
 
     name = "dcgan"
     description = "DCGAN (Radford et al. 2015), class-conditional by label concatenation + projection discriminator"
     supports = frozenset({"class"})
     data_range = (-1.0, 1.0)
 
-    PRESETS = {
-        "smoke": {**_COMMON, "nz": 16, "ngf": 8, "ndf": 8, "batch_size": 16, "steps": 20, "max_minutes": None,
-                  "checkpoint_every": 1000, "bn_batches": 2},
-        # ngf = ndf = 32 at 40×40 (0.5M generator parameters): 0.195 s of CPU per step at batch 64 on one
-        # thread → 3000 steps ≈ 10 min ≈ 110 FIRST epochs (max_minutes: a safety stop on a loaded machine)
-        "cpu": {**_COMMON, "ngf": 32, "ndf": 32, "batch_size": 64, "steps": 3000, "max_minutes": 30.0,
-                "checkpoint_every": 250},
-        # Radford et al.: batch 128, width 1024 at the coarsest generator layer (ngf = 128 with 4 doublings);
-        # paper 001 gives no training length for its DCGAN baseline: 20k steps (~1450 FIRST epochs) chosen
-        "paper": {**_COMMON, "ngf": 128, "ndf": 128, "batch_size": 128, "steps": 20000, "max_minutes": None,
-                  "checkpoint_every": 2000},
-    }
+    OPTIONS = Options(
+        TORCH_OPTIONS,
+        nz=Option(int, 100, presets={"smoke": 16}, low=1),
+        # Radford et al.: width 1024 at the coarsest generator layer (ngf = 128 with 4 doublings)
+        ngf=Option(int, presets={"smoke": 8, "cpu": 32, "paper": 128}, low=1),
+        ndf=Option(int, presets={"smoke": 8, "cpu": 32, "paper": 128}, low=1),
+        beta1=replace(PROBABILITY, default=0.5),
+        bn_batches=Option(int, 16, presets={"smoke": 2}, low=0),
+    ).with_defaults(
+        # cpu: ngf = ndf = 32 at 40×40 (0.5M generator parameters): 0.195 s of CPU per step at batch 64 on one
+        # thread → 3000 steps ≈ 10 min ≈ 110 FIRST epochs (max_minutes: a safety stop on a loaded machine).
+        # paper: Radford et al.'s batch 128; paper 001 gives no training length for its DCGAN baseline: 20k steps
+        # (~1450 FIRST epochs) chosen
+        lr=2e-4, batch_size={"smoke": 16, "cpu": 64, "paper": 128}, steps={"smoke": 20, "cpu": 3000, "paper": 20000},
+        max_minutes={"cpu": 30.0}, checkpoint_every={"smoke": 1000, "cpu": 250, "paper": 2000},
+    )
 
     def build(self) -> None:
         o, n_classes = self.opt, int(self.train_info["n_classes"])
@@ -132,7 +135,8 @@ class DCGAN(TorchGenerator):
             "opt_d": torch.optim.Adam(self.nets["D"].parameters(), lr=lr, betas=betas),
         }
 
-    def train_step(self, step: int, x: torch.Tensor, y: torch.Tensor | None, run: TrainingRun) -> dict[str, float]:
+    def train_step(self, step: int, x: torch.Tensor, y: torch.Tensor | None, run: TrainingRun,
+                   extra: dict[str, torch.Tensor]) -> dict[str, float]:
         G, D = self.train_nets["G"], self.train_nets["D"]
         opt_g, opt_d = self.opts["opt_g"], self.opts["opt_d"]
         n_classes = int(self.train_info["n_classes"])

@@ -10,27 +10,33 @@ Sampling   Heun's 2nd-order solver on the PF-ODE with the EDM σ steps (Eq. 25, 
            output clamped to [−1, 1] and mapped to [0, 1].
 
 Conditioning: class labels and/or the peak flux, Box-Cox transformed and standardised (Sect. 3.1).
-The sampler functions (``edm_sigmas``, ``heun_sampler``, ``guided``) take any denoiser callable.
+The sampler functions (``edm_sigmas``, ``heun_sampler``, ``guided``) take any denoiser callable. Training
+(minibatches, augmentation, checkpoints, resumption) is the shared ``TorchGenerator``'s; EDM adds its network,
+its loss (``EDMLoss``, which draws σ as NVlabs/edm's) and its sampler.
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, cast
 
 import numpy as np
 import torch
 from torch import nn
 
-from radiobench.checkpoint import load_config, load_weights, save_config, save_weights
 from radiobench.conditioning import BoxCox
-from radiobench.interfaces import Generator, postprocessing_defaults
+from radiobench.options import Option, Options
+from radiobench.postprocess import POSTPROCESSING
 from radiobench.seeding import PerImageRandom
-from radiobench.training import EMA, TrainingRun, batch_indices
+from radiobench.training import EMA, TrainingRun
 from radiobench.types import Conditions, InputError, RadioImages
 
+from ._torch import TorchGenerator
 from .unet import UNet
 
-__all__ = ["EDM", "Denoiser", "precondition", "edm_loss", "edm_sigmas", "heun_sampler", "guided", "augment"]
+__all__ = ["EDM", "EDM_OPTIONS", "Denoiser", "EDMLoss", "precondition", "edm_loss", "edm_sigmas", "heun_sampler",
+           "guided"]
 
 DenoiserFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -64,6 +70,17 @@ def edm_loss(
     weight = (s**2 + sigma_data**2) / (s * sigma_data) ** 2
     d = denoiser(y + s * torch.randn_like(y), sigma, **context)
     return (weight * (d - y) ** 2).mean()
+
+
+class EDMLoss:
+    """NVlabs/edm's ``EDMLoss``: σ drawn per image with ln σ ~ N(P_mean, P_std²) (Sect. 4.2), then ``edm_loss``."""
+
+    def __init__(self, p_mean: float = -1.2, p_std: float = 1.2, sigma_data: float = 0.5):
+        self.p_mean, self.p_std, self.sigma_data = p_mean, p_std, sigma_data
+
+    def __call__(self, denoiser: Callable[..., torch.Tensor], y: torch.Tensor, **context: Any) -> torch.Tensor:
+        sigma = (torch.randn(len(y), device=y.device) * self.p_std + self.p_mean).exp()
+        return edm_loss(denoiser, y, sigma, self.sigma_data, **context)
 
 
 # -- Eq. 25 and Algorithm 1: sampling -----------------------------------------------------------
@@ -104,55 +121,53 @@ def guided(conditional: DenoiserFn, unconditional: DenoiserFn, omega: float) -> 
     return lambda x, sigma: (1 + omega) * conditional(x, sigma) - omega * unconditional(x, sigma)
 
 
-def augment(y: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Random horizontal and vertical flips, then a rotation by a random multiple of 90° (Sect. 4.2),
-    drawn per image: one of the 8 symmetries of the square."""
-    k = torch.randint(0, 8, (len(y),), generator=generator).tolist()
-    out = torch.empty_like(y)
-    for i, ki in enumerate(k):
-        t = y[i]
-        if ki & 1:
-            t = t.flip(-1)
-        if ki & 2:
-            t = t.flip(-2)
-        out[i] = t.rot90(ki >> 2, (-2, -1)) if ki >> 2 else t
-    return out
-
-
-# -- presets -------------------------------------------------------------------------------------
-_COMMON: dict[str, Any] = dict(
-    sigma_data=0.5, p_mean=-2.5, p_std=1.8, context_dropout=0.1,  # Table 4
-    num_steps=25, sigma_min=2e-3, sigma_max=80.0, rho=7.0, omega=None, sample_precision="fp32",  # Sect. 4.3
-    augment=True, use_labels=True, use_flux=True, class_balance="none", num_blocks=2,
-    lr_warmup=0, checkpoint_every=200, max_minutes=None, progress=True,
+# -- options (Table 4 and Sect. 4.3 of paper 000) ---------------------------------------------------
+_PROBABILITY = Option(float, low=0.0, high=1.0, high_open=True)
+_POSITIVE = Option(float, low=0.0, low_open=True)
+_POSITIVE_SAMPLING = replace(_POSITIVE, sampling=True)
+EDM_OPTIONS = Options(
+    # U-Net. smoke: a few seconds, for tests; cpu: ~29 min on one idle CPU core at 40x40 (measurements in
+    # benchmarks/README.md); paper: Table 4, dropout 0.1
+    channels=Option((int,), presets={"smoke": (8, 16), "cpu": (32, 64, 128), "paper": (128, 256, 256)}, low=1),
+    num_blocks=Option(int, 2, presets={"smoke": 1}, low=1),
+    attn_levels=Option((int,), presets={"smoke": (), "cpu": (2,), "paper": (1, 2)}, low=0),
+    dropout=replace(_PROBABILITY, default=0.0, presets={"paper": 0.1}),
+    sigma_data=replace(_POSITIVE, default=0.5),
+    # training; None at paper: Table 4's FIRST column (batch 128, 40k iterations, no EMA), or its LoTSS column
+    # for flux data (batch 256, 1e5 iterations, EMA 0.9999)
+    steps=Option(int, presets={"smoke": 20, "cpu": 1200}, nullable=True, low=0),  # 0: as initialised
+    batch_size=Option(int, presets={"smoke": 8, "cpu": 32}, nullable=True, low=1),
+    lr=replace(_POSITIVE, presets={"smoke": 2e-3, "cpu": 1e-3, "paper": 2e-5}),
+    lr_warmup=Option(int, 0, presets={"cpu": 100}, low=0),
+    ema=replace(_PROBABILITY, presets={"smoke": 0.9, "cpu": 0.999}, nullable=True),  # decay; 0: none
+    # bf16 sampling is 1.6x faster and moves pixels by 1.6e-4 on average (cpu)
+    mixed_precision=Option(str, "bf16", presets={"smoke": "no"}, choices=("no", "bf16")),
+    p_mean=Option(float, -2.5),
+    p_std=replace(_POSITIVE, default=1.8),
+    context_dropout=Option(float, 0.1, low=0.0, high=1.0),
+    augment=Option(bool, True),
+    class_balance=Option(str, "none", presets={"paper": "undersample"}, choices=("none", "undersample")),
+    use_labels=Option(bool, True),
+    use_flux=Option(bool, True),
+    checkpoint_every=Option(int, 200, presets={"smoke": 10, "paper": 1000}, low=1),
+    # only a safety stop on a loaded machine
+    max_minutes=Option(float, None, presets={"cpu": 40.0}, nullable=True, low=0.0, low_open=True),
+    progress=Option(bool, True, recorded=False),
+    # sampling (Sect. 4.3)
+    num_steps=Option(int, 25, sampling=True, low=1),
+    omega=Option(float, None, sampling=True, nullable=True, low=0.0),
+    sigma_min=replace(_POSITIVE_SAMPLING, default=2e-3),
+    sigma_max=replace(_POSITIVE_SAMPLING, default=80.0),
+    rho=replace(_POSITIVE_SAMPLING, default=7.0),
+    sample_precision=Option(str, "fp32", presets={"cpu": "bf16"}, sampling=True, choices=("fp32", "bf16")),
+    **POSTPROCESSING,
 )
-PRESET_OPTIONS: dict[str, dict[str, Any]] = {
-    # a few seconds: for tests
-    "smoke": dict(channels=(8, 16), num_blocks=1, attn_levels=(), dropout=0.0, steps=20, batch_size=8,
-                  lr=2e-3, ema=0.9, mixed_precision="no", checkpoint_every=10),
-    # ~29 min on one idle CPU core at 40x40 (measurements in benchmarks/README.md); bf16 sampling is 1.6x
-    # faster and moves pixels by 1.6e-4 on average; max_minutes is only a safety stop on a loaded machine
-    "cpu": dict(channels=(32, 64, 128), attn_levels=(2,), dropout=0.0, steps=1200, batch_size=32,
-                lr=1e-3, lr_warmup=100, ema=0.999, mixed_precision="bf16", sample_precision="bf16",
-                max_minutes=40.0),
-    # Table 4, FIRST column (LoTSS-like flux data: batch 256, 1e5 iterations, EMA 0.9999); dropout 0.1
-    "paper": dict(channels=(128, 256, 256), attn_levels=(1, 2), dropout=0.1, steps=None, batch_size=None,
-                  lr=2e-5, ema=None, mixed_precision="bf16", class_balance="undersample", checkpoint_every=1000),
-}
 _PAPER_FIRST = dict(steps=40_000, batch_size=128, ema=0.0)
 _PAPER_LOFAR = dict(steps=100_000, batch_size=256, ema=0.9999)
-_SAMPLING = (
-    "num_steps", "omega", "sigma_min", "sigma_max", "rho", "sample_precision", "zero_below", "peak_normalise",
-)
 _ARCH = ("channels", "num_blocks", "attn_levels", "dropout", "sigma_data")
 
 
-def _defaults(preset: str) -> dict[str, Any]:
-    """Every option's value at ``preset`` (post-processing: ``postprocessing_defaults``)."""
-    return {**_COMMON, **postprocessing_defaults(preset), **PRESET_OPTIONS[preset]}
-
-
-class EDM(Generator):
+class EDM(TorchGenerator):
     """Paper-000 EDM diffusion model, conditional on class and/or Box-Cox peak flux with
     classifier-free guidance.
 
@@ -176,21 +191,25 @@ class EDM(Generator):
     name = "edm"
     description = "EDM diffusion (paper 000): Heun sampler, classifier-free guidance on class / peak flux"
     supports = frozenset({"class", "flux"})
-    sampling_options = frozenset(_SAMPLING)
+    OPTIONS = EDM_OPTIONS
+    data_range = (-1.0, 1.0)
+    length_options = ()  # steps None: Table 4's, by the data
+    labels_option = "use_labels"
+    nfe_per_sample = None  # set by the sampler's steps and guidance
+    sampled_net = "denoiser"
 
     def __init__(self, preset: str = "smoke", device: str | None = None, **options: Any):
         super().__init__(preset, device, **options)
-        base = _defaults(self.preset.name)
-        unknown = sorted(set(options) - set(base))
-        if unknown:
-            raise InputError(f"unknown EDM options {unknown}; valid: {', '.join(sorted(base))}")
-        self.hp: dict[str, Any] = {**base, **options}
-        self.denoiser: Denoiser | None = None
+        if self.opt["sigma_min"] >= self.opt["sigma_max"]:
+            raise InputError(f"generator 'edm': sigma_min ({self.opt['sigma_min']}) must be below sigma_max "
+                             f"({self.opt['sigma_max']})")
+        # what it can be conditioned on: by the options until fitted, then by what it was trained on
+        self.supports = frozenset(k for k, use in (("class", "use_labels"), ("flux", "use_flux")) if self.opt[use])
 
-    # -- configuration ----------------------------------------------------------------------------
-    def config(self) -> dict[str, Any]:
-        hp = {k: v for k, v in self.hp.items() if k != "progress"}  # display only
-        return {"name": self.name, "preset": self.preset.name, **_jsonable(hp)}
+    @property
+    def denoiser(self) -> Denoiser | None:
+        """D_θ as sampled: the EMA of the weights when there is one."""
+        return cast(Denoiser, self.sampling_modules()["denoiser"]) if self.nets else None
 
     def num_parameters(self) -> int:
         return 0 if self.denoiser is None else sum(p.numel() for p in self.denoiser.parameters())
@@ -198,128 +217,109 @@ class EDM(Generator):
     def configure_sampling(self, **options: Any) -> None:
         """Change sampling options (num_steps, omega, sigma_min, sigma_max, rho, sample_precision, zero_below,
         peak_normalise)."""
-        bad = sorted(set(options) - set(_SAMPLING))
+        bad = sorted(set(options) - self.sampling_options)
         if bad:
-            raise InputError(f"{bad} are not sampling options; choose from {_SAMPLING}")
-        self.hp.update(options)
+            raise InputError(f"{bad} are not sampling options; choose from {sorted(self.sampling_options)}")
+        self.OPTIONS.check("generator 'edm'", options)
+        self.opt.update(options)
 
     def omega(self) -> float:
-        w = self.hp["omega"]
+        w = self.opt["omega"]
         if w is None:
             w = 0.75 if self.train_info.get("class_names") else 0.1 if self.train_info.get("flux_transform") else 0.0
         return float(w)
 
-    def _build(self) -> Denoiser:
+    # -- TorchGenerator hooks -----------------------------------------------------------------------
+    def _set_supports(self) -> None:
         ti = self.train_info
-        net = UNet(
-            channels=self.hp["channels"], num_blocks=self.hp["num_blocks"], attn_levels=self.hp["attn_levels"],
-            num_classes=len(ti["class_names"]) if ti.get("class_names") else 0,
-            flux=ti.get("flux_transform") is not None, dropout=self.hp["dropout"],
-            in_channels=int(ti["image_shape"][0]),
-        )
-        return Denoiser(net, self.hp["sigma_data"])
+        self.supports = frozenset({"class"} if ti.get("class_names") else ()) | frozenset(
+            {"flux"} if ti.get("flux_transform") is not None else ())
 
-    # -- training ---------------------------------------------------------------------------------
-    def fit(self, train: RadioImages, *, seed: int, workdir: Path | None = None) -> None:
-        hp = dict(self.hp)  # resolved below; self.hp stays as configured (the runner compares configs)
-        self.remember_training_set(train)
-        if not hp["use_labels"]:
-            self.train_info["class_names"] = None
-        labels = train.labels if self.train_info["class_names"] else None
-        flux = train.peak_flux if hp["use_flux"] else None
-        self.train_info["flux_transform"] = BoxCox.fit(flux).to_dict() if flux is not None else None
-        if self.preset.name == "paper":  # Table 4: LoTSS (flux) column vs FIRST column
-            for k, v in (_PAPER_LOFAR if flux is not None else _PAPER_FIRST).items():
-                if hp[k] is None:
-                    hp[k] = v
-        self.train_info["training"] = {k: hp[k] for k in ("steps", "batch_size", "lr", "ema", "mixed_precision")}
+    def train_images(self, images: np.ndarray) -> np.ndarray:
+        return images  # the U-Net takes any side divisible by 2^(levels - 1)
+
+    def prepare_data(self, train: RadioImages, seed: int, workdir: Path | None) -> None:
+        ti, o = self.train_info, self.run_opt
+        if not ti["n_classes"]:
+            ti["class_names"] = None
+        flux = train.peak_flux if o["use_flux"] else None
+        ti["flux_transform"] = BoxCox.fit(flux).to_dict() if flux is not None else None
+        if flux is not None:
+            self.extras["flux"] = BoxCox(**ti["flux_transform"])(flux).astype(np.float32)
+        for k, v in (_PAPER_LOFAR if flux is not None else _PAPER_FIRST).items():  # None: Table 4, by the data
+            if o[k] is None:
+                o[k] = v
+        ti["training"] = {k: o[k] for k in ("steps", "batch_size", "lr", "ema", "mixed_precision")}
         h, w = train.resolution
-        depth = len(hp["channels"]) - 1
+        depth = len(o["channels"]) - 1
         if h % 2**depth or w % 2**depth:
             raise InputError(f"EDM with {depth + 1} U-Net levels needs sides divisible by {2**depth}; got {h}x{w}")
         if workdir is not None:
-            ti = self.train_info
-            _check_workdir(Path(workdir), {k: _jsonable(hp[k]) for k in _ARCH}
+            _check_workdir(Path(workdir), {k: o[k] for k in _ARCH}
                            | {k: ti[k] for k in ("class_names", "image_shape", "flux_transform")})
-
-        y_all = torch.from_numpy(train.images) * 2 - 1  # [0, 1] -> [-1, 1]
-        lab_all = torch.from_numpy(labels) if labels is not None else None
-        z_all = None if flux is None else torch.from_numpy(BoxCox(**self.train_info["flux_transform"])(flux)).float()
-        pool = np.arange(len(train))
-        if hp["class_balance"] == "undersample" and labels is not None:  # Sect. 3.2: random undersampling
-            rng = np.random.default_rng(seed)
+        if o["class_balance"] == "undersample" and train.labels is not None and ti["class_names"]:  # Sect. 3.2
+            rng, labels = np.random.default_rng(seed), train.labels  # random undersampling
             m = np.bincount(labels).min()
-            pool = np.sort(np.concatenate([rng.choice(np.flatnonzero(labels == c), m, replace=False)
-                                           for c in np.unique(labels)]))
-        elif hp["class_balance"] not in ("none", "undersample"):
-            raise InputError(f"class_balance must be 'none' or 'undersample'; got {hp['class_balance']!r}")
+            self.pool = np.sort(np.concatenate([rng.choice(np.flatnonzero(labels == c), m, replace=False)
+                                                for c in np.unique(labels)]))
 
-        run = TrainingRun(
-            workdir, steps=hp["steps"], seed=seed, mixed_precision=hp["mixed_precision"],
-            checkpoint_every=hp["checkpoint_every"], desc="edm",
-            max_seconds=None if hp["max_minutes"] is None else 60.0 * hp["max_minutes"],
-            device=str(self.device), progress=hp["progress"],
+    def build(self) -> None:
+        ti = self.train_info
+        net = UNet(
+            channels=self.opt["channels"], num_blocks=self.opt["num_blocks"], attn_levels=self.opt["attn_levels"],
+            num_classes=len(ti["class_names"]) if ti.get("class_names") else 0,
+            flux=ti.get("flux_transform") is not None, dropout=self.opt["dropout"],
+            in_channels=int(ti["image_shape"][0]),
         )
-        model = self._build()
-        opt = torch.optim.Adam(model.parameters(), lr=hp["lr"])
-        model, opt = run.prepare(model, opt)
-        ema = EMA(run.unwrap(model), hp["ema"]) if hp["ema"] else None
-        state: dict[str, Any] = {"model": model, "opt": opt} | ({"ema": ema} if ema else {})
-        run.resume(**state)
-        dev, p = run.device, float(hp["context_dropout"])
-        model.train()
-        for step in run:
-            idx = torch.from_numpy(pool[batch_indices(len(pool), hp["batch_size"], seed, step)])
-            y = y_all[idx]
-            if hp["augment"]:
-                y = augment(y)
-            y = y.to(dev)
-            n = len(y)
-            sigma = (torch.randn(n, device=dev) * hp["p_std"] + hp["p_mean"]).exp()
-            ctx: dict[str, torch.Tensor] = {}
-            # context dropout: drop everything with probability p, and each kind alone with probability p
-            drop_all = torch.rand(n, device=dev) < p
-            if lab_all is not None:
-                ctx["labels"] = lab_all[idx].to(dev)
-                ctx["keep_class"] = ~(drop_all | (torch.rand(n, device=dev) < p) if z_all is not None else drop_all)
-            if z_all is not None:
-                ctx["flux"] = z_all[idx].to(dev)
-                ctx["keep_flux"] = ~(drop_all | (torch.rand(n, device=dev) < p) if lab_all is not None else drop_all)
-            if hp["lr_warmup"]:
-                for g in opt.param_groups:
-                    g["lr"] = hp["lr"] * min(1.0, (step + 1) / hp["lr_warmup"])
-            with run.autocast():
-                loss = edm_loss(model, y, sigma, hp["sigma_data"], **ctx)
-            run.backward(loss)
-            opt.step()
-            opt.zero_grad(set_to_none=True)
-            if ema is not None:
-                ema.decay = min(float(hp["ema"]), (1 + step) / (10 + step))  # warm-up of the average
-                ema.update(run.unwrap(model))
-            run.log(step, loss=loss.item())
-            run.maybe_checkpoint(step, **state)
-        self.denoiser = (ema.module if ema is not None else run.unwrap(model)).eval()
-        self.history = run.history()
-        self._cost.train_seconds = run.elapsed
-        self._cost.train_steps = getattr(run, "steps_done", run.start_step)
-        self._cost.device = str(dev)
-        self.device = str(dev)
+        self.nets = {"denoiser": Denoiser(net, self.opt["sigma_data"])}
+        self.ema = None
+
+    def make_optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        if self.run_opt["ema"]:  # the network is on its training device here
+            self.ema = EMA(self.nets["denoiser"], float(self.run_opt["ema"]))
+        return {"opt": torch.optim.Adam(self.nets["denoiser"].parameters(), lr=self.run_opt["lr"])}
+
+    def train_step(self, step: int, x: torch.Tensor, y: torch.Tensor | None, run: TrainingRun,
+                   extra: dict[str, torch.Tensor]) -> dict[str, float]:
+        o, net, opt = self.run_opt, self.train_nets["denoiser"], self.opts["opt"]
+        n, dev, p = len(x), x.device, float(o["context_dropout"])
+        ctx: dict[str, torch.Tensor] = {}
+        # context dropout: drop everything with probability p, and each kind alone with probability p
+        drop_all = torch.rand(n, device=dev) < p
+        both = y is not None and "flux" in extra
+        if y is not None:
+            ctx["labels"], ctx["keep_class"] = y, ~(drop_all | (torch.rand(n, device=dev) < p) if both else drop_all)
+        if "flux" in extra:
+            ctx["flux"], ctx["keep_flux"] = extra["flux"], ~(drop_all | (torch.rand(n, device=dev) < p) if both
+                                                             else drop_all)
+        if o["lr_warmup"]:
+            for g in opt.param_groups:
+                g["lr"] = o["lr"] * min(1.0, (step + 1) / o["lr_warmup"])
+        with run.autocast():
+            loss = EDMLoss(o["p_mean"], o["p_std"], o["sigma_data"])(net, x, **ctx)
+        run.backward(loss)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        if self.ema is not None:
+            self.ema.decay = min(float(o["ema"]), (1 + step) / (10 + step))  # warm-up of the average
+            self.ema.update(run.unwrap(net))
+        return {"loss": loss.item()}
+
+    def after_training(self, seed: int) -> None:
+        for m in self.nets.values():
+            m.eval()
 
     # -- sampling ---------------------------------------------------------------------------------
     def check_conditions(self, conditions: Conditions) -> None:
         if self.denoiser is None:
             raise InputError("the EDM generator has no weights yet: fit or load it before sampling")
-        super().check_conditions(conditions)
-        if conditions.peak_flux is not None and self.train_info.get("flux_transform") is None:
-            raise InputError(
-                "generator 'edm' was trained without peak flux, so it cannot be conditioned on it; "
-                "drop conditions.peak_flux or train on a dataset that carries peak flux"
-            )
+        super().check_conditions(conditions)  # ``supports``: what it was trained on
 
+    @torch.no_grad()
     def sample_batch(self, conditions: Conditions, seeds: Sequence[int]) -> np.ndarray:
-        if self.denoiser is None:
+        net, dev, o = self.denoiser, torch.device(self.device), self.opt
+        if net is None:
             raise InputError("the EDM generator has no weights yet: fit or load it before sampling")
-        net, dev, hp = self.denoiser, torch.device(self.device), self.hp
         net.to(dev).eval()
         noise = PerImageRandom(seeds, dev).randn(self.train_info["image_shape"])
         ctx: dict[str, torch.Tensor] = {}
@@ -330,42 +330,23 @@ class EDM(Generator):
             ctx["flux"] = torch.as_tensor(z, dtype=torch.float32, device=dev)
         omega = self.omega() if ctx else 0.0
         denoise = guided(lambda x, s: net(x, s, **ctx), lambda x, s: net(x, s), omega)
-        sigmas = edm_sigmas(hp["num_steps"], hp["sigma_min"], hp["sigma_max"], hp["rho"], device=dev)
-        if hp["sample_precision"] not in ("fp32", "bf16"):
-            raise InputError(f"sample_precision must be 'fp32' or 'bf16'; got {hp['sample_precision']!r}")
-        with torch.no_grad(), torch.autocast(dev.type, torch.bfloat16, enabled=hp["sample_precision"] == "bf16"):
+        sigmas = edm_sigmas(o["num_steps"], o["sigma_min"], o["sigma_max"], o["rho"], device=dev)
+        with torch.autocast(dev.type, torch.bfloat16, enabled=o["sample_precision"] == "bf16"):
             x = heun_sampler(denoise, noise, sigmas)
-        self._cost.nfe_per_sample = (2 * hp["num_steps"] - 1) * (2 if omega else 1)
-        return ((x.clamp(-1, 1) + 1) / 2).cpu().numpy()
+        self._cost.nfe_per_sample = (2 * o["num_steps"] - 1) * (2 if omega else 1)
+        return ((x.clamp(-1, 1) + 1) / 2).cpu().numpy()  # the ODE's end point may overshoot the data range
 
     # -- persistence ------------------------------------------------------------------------------
     def save(self, directory: Path) -> None:
         if self.denoiser is None:
             raise InputError("nothing to save: the EDM generator has not been fitted")
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        save_weights(directory, {"denoiser": self.denoiser})
-        save_config(directory, {"format": 1, "preset": self.preset.name, "hp": _jsonable(self.hp),
-                                "train_info": self.train_info, "cost": self._cost.to_dict()})
+        super().save(directory)
 
-    def load(self, directory: Path) -> None:
-        cfg = load_config(Path(directory))
-        sampling = {k: v for k, v in self.options.items() if k in _SAMPLING}  # constructor overrides
-        self.hp = {**_defaults(cfg.get("preset", self.preset.name)), **cfg["hp"], **sampling}  # + options added later
-        self.train_info = cfg["train_info"]
-        for k in ("train_seconds", "train_steps"):
-            setattr(self._cost, k, cfg.get("cost", {}).get(k, 0))
-        self.denoiser = self._build()
-        load_weights(Path(directory), {"denoiser": self.denoiser})
-        self.denoiser.to(torch.device(self.device)).eval()
-
-
-def _jsonable(d: Any) -> Any:
-    if isinstance(d, dict):
-        return {k: _jsonable(v) for k, v in d.items()}
-    if isinstance(d, (tuple, list)):
-        return [_jsonable(v) for v in d]
-    return d
+    def stored_config(self, directory: Path) -> dict[str, Any]:
+        cfg = super().stored_config(directory)
+        if "hp" in cfg:  # format 1 (before 2026-12-02): options under "hp", weights under "denoiser" as now
+            cfg = {"generator": self.name, "options": cfg.pop("hp"), **cfg}
+        return cfg
 
 
 def _check_workdir(workdir: Path, identity: dict[str, Any]) -> None:

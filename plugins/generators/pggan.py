@@ -31,17 +31,28 @@ satisfies it with images the evaluator's classifier puts in other classes (bench
 from __future__ import annotations
 
 import math
-from typing import Any, Callable
+from collections.abc import Callable
+from dataclasses import replace
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from radiobench.options import Option, Options
 from radiobench.seeding import PerImageRandom
 from radiobench.training import EMA, TrainingRun
-from radiobench.types import InputError
 
-from ._gan import EqConv2d, EqLinear, MinibatchStd, TorchGenerator, grid_for, one_hot, pixel_norm
+from ._torch import (
+    PROBABILITY,
+    TORCH_OPTIONS,
+    EqConv2d,
+    EqLinear,
+    MinibatchStd,
+    TorchGenerator,
+    grid_for,
+    one_hot,
+    pixel_norm,
+)
 
 __all__ = ["PGGAN", "PGGenerator", "PGDiscriminator", "schedule", "training_progress"]
 
@@ -86,9 +97,9 @@ class PGGenerator(nn.Module):
         self.dense = EqLinear(nz + (nz if n_classes else 0), c0 * base * base, gain=math.sqrt(2) / base)
         self.conv0 = EqConv2d(c0, c0, 3)
         self.blocks = nn.ModuleList(
-            nn.ModuleList([EqConv2d(nf(l - 1), nf(l), 3), EqConv2d(nf(l), nf(l), 3)]) for l in range(1, levels + 1)
+            nn.ModuleList([EqConv2d(nf(k - 1), nf(k), 3), EqConv2d(nf(k), nf(k), 3)]) for k in range(1, levels + 1)
         )
-        self.to_rgb = nn.ModuleList(EqConv2d(nf(l), 1, 1, gain=1.0) for l in range(levels + 1))
+        self.to_rgb = nn.ModuleList(EqConv2d(nf(k), 1, 1, gain=1.0) for k in range(levels + 1))
 
     def forward(self, z: torch.Tensor, y1h: torch.Tensor | None, level: int, alpha: float) -> torch.Tensor:
         """Image at resolution base·2^level in [−1, 1] (linear output; not clipped here)."""
@@ -113,9 +124,9 @@ class PGDiscriminator(nn.Module):
     def __init__(self, n_classes: int, base: int, levels: int, nf: Callable[[int], int], group: int,
                  critic: str = "projection"):
         super().__init__()
-        self.from_rgb = nn.ModuleList(EqConv2d(1, nf(l), 1) for l in range(levels + 1))
+        self.from_rgb = nn.ModuleList(EqConv2d(1, nf(k), 1) for k in range(levels + 1))
         self.blocks = nn.ModuleList(
-            nn.ModuleList([EqConv2d(nf(l), nf(l), 3), EqConv2d(nf(l), nf(l - 1), 3)]) for l in range(1, levels + 1)
+            nn.ModuleList([EqConv2d(nf(k), nf(k), 3), EqConv2d(nf(k), nf(k - 1), 3)]) for k in range(1, levels + 1)
         )
         c0 = nf(0)
         self.mbstd = MinibatchStd(group)
@@ -127,8 +138,8 @@ class PGDiscriminator(nn.Module):
         self.embed = nn.Embedding(n_classes, c0) if n_classes and critic == "projection" else None
         self.classify = EqLinear(c0, n_classes, gain=1.0) if n_classes and critic == "auxiliary" else None
 
-    def _block(self, l: int, h: torch.Tensor) -> torch.Tensor:
-        conv_a, conv_b = self.blocks[l - 1]
+    def _block(self, k: int, h: torch.Tensor) -> torch.Tensor:
+        conv_a, conv_b = self.blocks[k - 1]
         return F.avg_pool2d(lrelu(conv_b(lrelu(conv_a(h)))), 2)
 
     def forward(self, x: torch.Tensor, y: torch.Tensor | None, level: int, alpha: float
@@ -140,8 +151,8 @@ class PGDiscriminator(nn.Module):
             h = self._block(level, h)
             if alpha < 1:  # fade-in: (1 − α)·fromRGB(downsample x) + α·new block
                 h = torch.lerp(lrelu(self.from_rgb[level - 1](F.avg_pool2d(x, 2))), h, alpha)
-            for l in range(level - 1, 0, -1):
-                h = self._block(l, h)
+            for k in range(level - 1, 0, -1):
+                h = self._block(k, h)
         h = lrelu(self.conv(self.mbstd(h)))
         f = lrelu(self.dense(h.flatten(1)))
         out = self.out(f).squeeze(1)
@@ -158,13 +169,6 @@ def real_at(x: torch.Tensor, level: int, levels: int, alpha: float) -> torch.Ten
     return x
 
 
-_COMMON = dict(
-    nz=512, fmap_base=8192, fmap_max=512, lr=1e-3, beta1=0.0, beta2=0.99, gp_weight=10.0, drift=1e-3,
-    mbstd_group=4, ema_decay=0.999, conditional=True, augment=True, mixed_precision="no", progress=True, epochs=None,
-    phase_images=None, critic="projection", ac_weight=1.0, ac_weight_g=0.1, final_share=None,
-)
-
-
 class PGGAN(TorchGenerator):
     """Progressive GAN. Options: nz (512), fmap_base / fmap_max (channels at level l: min(fmap_base/2^(l+1),
     fmap_max)), lr, beta1, beta2, gp_weight λ, drift ε_drift, critic ("projection" / "auxiliary"),
@@ -173,7 +177,7 @@ class PGGAN(TorchGenerator):
     phase_images (images shown per fade-in / stabilisation phase; sets steps), final_share (share of
     training in the last, full-resolution stabilisation phase; None: all 2L + 1 phases equal), max_minutes,
     checkpoint_every, mixed_precision, augment (flips and 90° rotations), progress, zero_below and
-    peak_normalise (sampling: see ``radiobench.interfaces.survey_threshold`` and ``peak_normalised``).
+    peak_normalise (sampling: see ``radiobench.postprocess.survey_threshold`` and ``peak_normalised``).
     A run stopped early by max_minutes samples at the level reached, upsampled to the image side."""
 
     name = "pggan"
@@ -182,21 +186,34 @@ class PGGAN(TorchGenerator):
     supports = frozenset({"class"})
     data_range = (-1.0, 1.0)
 
-    PRESETS = {
-        "smoke": {**_COMMON, "nz": 16, "fmap_base": 64, "fmap_max": 8, "batch_size": 8, "steps": 14,
-                  "ema_decay": 0.9, "max_minutes": None, "checkpoint_every": 1000},
-        # channels 64, 64, 32, 16 at 5, 10, 20, 40 px, batch 16 (as the paper): 0.05, 0.14, 0.25, 0.42 s of CPU
-        # per step at levels 0-3 on one thread → 6 growth phases of 697 steps and 3420 steps at 40 px ≈ 28 min
+    length_options = ("steps", "epochs", "phase_images")
+    OPTIONS = Options(
+        TORCH_OPTIONS,
+        nz=Option(int, 512, presets={"smoke": 16, "cpu": 128}, low=1),
+        fmap_base=Option(int, 8192, presets={"smoke": 64, "cpu": 256}, low=1),
+        fmap_max=Option(int, 512, presets={"smoke": 8, "cpu": 64}, low=1),
+        beta1=replace(PROBABILITY, default=0.0),
+        beta2=replace(PROBABILITY, default=0.99),
+        gp_weight=Option(float, 10.0, low=0.0),
+        drift=Option(float, 1e-3, low=0.0),
+        mbstd_group=Option(int, 4, low=1),
+        ema_decay=replace(PROBABILITY, default=0.999, presets={"smoke": 0.9, "cpu": 0.98}),
+        # Karras et al.: 800k images per phase (paper preset)
+        phase_images=Option(int, None, presets={"paper": 800_000}, nullable=True, low=1),
+        critic=Option(str, "projection", choices=("projection", "auxiliary")),
+        ac_weight=Option(float, 1.0, low=0.0),
+        ac_weight_g=Option(float, 0.1, low=0.0),
+        final_share=replace(PROBABILITY, default=None, presets={"cpu": 0.45}, nullable=True),
+    ).with_defaults(
+        # cpu: channels 64, 64, 32, 16 at 5, 10, 20, 40 px, batch 16 (as the paper): 0.05, 0.14, 0.25, 0.42 s of
+        # CPU per step at levels 0-3 on one thread → 6 growth phases of 697 steps and 3420 steps at 40 px ≈ 28 min
         # (at 400 steps per phase the generator nearly ignored z; the long last phase, as in Karras et al.'s
         # released schedules, raised class accuracy from 0.63 to 0.79 against 7 equal phases of 1200 steps:
         # benchmarks/README.md); generator EMA half-life 34 steps (the paper's 0.999 at 16 images/step is ~1%
-        # of a phase; 0.999 would lag it)
-        "cpu": {**_COMMON, "nz": 128, "fmap_base": 256, "fmap_max": 64, "batch_size": 16, "steps": 7600,
-                "final_share": 0.45, "ema_decay": 0.98, "max_minutes": 60.0, "checkpoint_every": 200},
-        # Karras et al.: 800k images per phase, minibatch 16, 512 channels at ≤ 32², latent 512
-        "paper": {**_COMMON, "batch_size": 16, "steps": None, "phase_images": 800_000, "max_minutes": None,
-                  "checkpoint_every": 5000},
-    }
+        # of a phase; 0.999 would lag it). paper: minibatch 16, 512 channels at ≤ 32², latent 512
+        lr=1e-3, batch_size={"smoke": 8, "cpu": 16, "paper": 16}, steps={"smoke": 14, "cpu": 7600, "paper": None},
+        max_minutes={"cpu": 60.0}, checkpoint_every={"smoke": 1000, "cpu": 200, "paper": 5000},
+    )
 
     def _grid(self) -> tuple[int, int]:
         base, levels, _ = grid_for(int(self.train_info["image_size"]))
@@ -211,14 +228,12 @@ class PGGAN(TorchGenerator):
     def build(self) -> None:
         o, n_classes = self.opt, int(self.train_info["n_classes"])
         base, levels = self._grid()
-        if o["final_share"] is not None and not 0 <= float(o["final_share"]) < 1:
-            raise InputError(f"pggan: final_share must be in [0, 1) or None; got {o['final_share']!r}")
-        nf = lambda l: max(1, min(int(o["fmap_base"]) // 2 ** (l + 1), int(o["fmap_max"])))  # noqa: E731
+        nf = lambda k: max(1, min(int(o["fmap_base"]) // 2 ** (k + 1), int(o["fmap_max"])))  # noqa: E731
         self.nets = {
             "G": PGGenerator(int(o["nz"]), n_classes, base, levels, nf),
             "D": PGDiscriminator(n_classes, base, levels, nf, int(o["mbstd_group"]), str(o["critic"])),
         }
-        self.ema: EMA | None = None
+        self.ema = None
 
     def make_optimizers(self) -> dict[str, torch.optim.Optimizer]:
         o = self.opt
@@ -228,13 +243,8 @@ class PGGAN(TorchGenerator):
         return {"opt_g": torch.optim.Adam(self.nets["G"].parameters(), **kw),
                 "opt_d": torch.optim.Adam(self.nets["D"].parameters(), **kw)}
 
-    def extra_state(self) -> dict[str, Any]:
-        return {"ema": self.ema} if self.ema is not None else {}
-
-    def sampling_modules(self) -> dict[str, nn.Module]:
-        return {"G": self.nets.get("G_ema", self.nets["G"])}
-
-    def train_step(self, step: int, x: torch.Tensor, y: torch.Tensor | None, run: TrainingRun) -> dict[str, float]:
+    def train_step(self, step: int, x: torch.Tensor, y: torch.Tensor | None, run: TrainingRun,
+                   extra: dict[str, torch.Tensor]) -> dict[str, float]:
         G, D = self.train_nets["G"], self.train_nets["D"]
         opt_g, opt_d = self.opts["opt_g"], self.opts["opt_d"]
         n_classes, levels = int(self.train_info["n_classes"]), self._grid()[1]
@@ -285,8 +295,6 @@ class PGGAN(TorchGenerator):
     def after_training(self, seed: int) -> None:
         last = self.run.history()[-1] if self.run.history() else {"level": 0.0, "alpha": 1.0}
         self.train_info.update(level=int(last["level"]), alpha=float(last["alpha"]))
-        if self.ema is not None:
-            self.nets["G_ema"] = self.ema.module
         for m in self.nets.values():
             m.eval()
 

@@ -3,7 +3,7 @@ over the training images (of the requested class). It reproduces the per-pixel h
 construction but has no spatial structure: the score a generator must beat."""
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

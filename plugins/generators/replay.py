@@ -2,14 +2,15 @@
 training set would score; distribution metrics cannot tell it from real data, memorisation can."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
 
 from radiobench import Conditions, Generator, RadioImages
 from radiobench.checkpoint import load_config, load_tensors, save_config, save_weights
+from radiobench.options import Options
 
 
 class TrainingSetGenerator(Generator):
@@ -17,6 +18,7 @@ class TrainingSetGenerator(Generator):
 
     supports = frozenset({"class"})
     reference = True
+    OPTIONS = Options()  # none
 
     def pool(self, conditions: Conditions, i: int) -> np.ndarray:
         """Indices of training images that may serve image i (same class when conditioned)."""
@@ -48,4 +50,5 @@ class Replay(TrainingSetGenerator):
     description = "reference: draws real training images (of the requested class); what memorisation scores"
 
     def sample_batch(self, conditions: Conditions, seeds: Sequence[int]) -> np.ndarray:
-        return np.stack([self.images[np.random.default_rng(s).choice(self.pool(conditions, i))] for i, s in enumerate(seeds)])
+        pick = [np.random.default_rng(s).choice(self.pool(conditions, i)) for i, s in enumerate(seeds)]
+        return self.images[pick]

@@ -16,7 +16,7 @@ other diffusion generators (DDPM): it maps (x, noise scalar, context) to an imag
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F

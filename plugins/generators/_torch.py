@@ -1,10 +1,11 @@
-"""Shared machinery of the torch generators (CVAE, DCGAN, PG-GAN).
+"""Shared machinery of the torch generators (EDM, CVAE, DCGAN, PG-GAN).
 
 ``TorchGenerator`` turns a few hooks (build networks, one training step, decode a batch) into a full
-radiobench Generator: preset → options (overridable by constructor keyword arguments), a resumable
-``TrainingRun`` (device placement through accelerate, bf16 autocast, checkpoints, losses.csv,
-wall-clock budget), minibatches with random flips and 90° rotations (``augment``), per-image-seeded
-sampling in eval mode, and save/load (safetensors + JSON).
+radiobench Generator: declared options (``TORCH_OPTIONS`` and the plugin's own, see ``radiobench.options``),
+a resumable ``TrainingRun`` (device placement through accelerate, bf16 autocast, checkpoints, losses.csv,
+wall-clock budget), minibatches that are a pure function of (seed, step) with random flips and 90° rotations
+drawn from the step's own generator (``augment``, ``step_generator``), steps from ``steps`` or ``epochs``
+(``total_steps``), per-image-seeded sampling in eval mode, and save/load (safetensors + JSON).
 
 Also here: the output grid of the convolutional generators (``grid_for``) and the equalised-learning-rate
 layers, pixel norm and minibatch standard deviation of Karras et al. (2017).
@@ -13,8 +14,9 @@ from __future__ import annotations
 
 import math
 from abc import abstractmethod
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, ClassVar, Mapping, Sequence
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -23,15 +25,18 @@ from torch import nn
 
 from radiobench.checkpoint import load_config, load_weights, save_config, save_weights
 from radiobench.evaluators.augment import random_flip_rot90
-from radiobench.interfaces import Generator, postprocessing_defaults
-from radiobench.presets import get_preset
+from radiobench.evaluators.base import step_generator
+from radiobench.interfaces import Generator
+from radiobench.options import Option, Options
+from radiobench.postprocess import POSTPROCESSING
 from radiobench.seeding import PerImageRandom, seed_everything
-from radiobench.training import TrainingRun, batch_indices
+from radiobench.training import EMA, TrainingRun, batch_indices
 from radiobench.types import Conditions, GeneratorCost, InputError, RadioImages
 
 __all__ = [
     "TorchGenerator",
-    "resolve_options",
+    "TORCH_OPTIONS",
+    "PROBABILITY",
     "grid_for",
     "one_hot",
     "EqLinear",
@@ -40,24 +45,23 @@ __all__ = [
     "MinibatchStd",
 ]
 
-# options every TorchGenerator understands (each plugin's presets give them values)
-COMMON_OPTIONS = (
-    "steps", "epochs", "batch_size", "lr", "max_minutes", "checkpoint_every", "mixed_precision", "conditional",
-    "augment", "progress", "zero_below", "peak_normalise",
+PROBABILITY = Option(float, low=0.0, high=1.0, high_open=True)  # dropout, Adam's β, EMA decay
+_POSITIVE = Option(float, low=0.0, low_open=True)
+
+# options every TorchGenerator understands (each plugin gives the presets' values where they differ)
+TORCH_OPTIONS = Options(
+    POSTPROCESSING,
+    steps=Option(int, nullable=True, low=0),  # None: ``epochs`` sets the length; 0: as initialised
+    epochs=Option(float, nullable=True, low=0.0, low_open=True),
+    batch_size=Option(int, low=1),
+    lr=_POSITIVE,
+    max_minutes=Option(float, None, nullable=True, low=0.0, low_open=True),  # wall-clock safety stop
+    checkpoint_every=Option(int, low=1),
+    mixed_precision=Option(str, "no", choices=("no", "bf16")),
+    conditional=Option(bool, True),
+    augment=Option(bool, True),
+    progress=Option(bool, True),
 )
-
-
-def resolve_options(
-    name: str, presets: Mapping[str, Mapping[str, Any]], preset: str, options: Mapping[str, Any]
-) -> dict[str, Any]:
-    """The preset's options (over ``postprocessing_defaults``) updated by the caller's; unknown names are an
-    InputError."""
-    base = {**postprocessing_defaults(preset), **presets[preset]}
-    unknown = set(options) - set(base)
-    if unknown:
-        raise InputError(f"generator {name!r} has no option(s) {sorted(unknown)}; it knows {sorted(base)}")
-    base.update(options)
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in base.items()}  # as JSON stores them
 
 
 def grid_for(size: int) -> tuple[int, int, int]:
@@ -79,21 +83,29 @@ def one_hot(y: torch.Tensor | None, n_classes: int) -> torch.Tensor | None:
 class TorchGenerator(Generator):
     """A generator trained with minibatch steps on the training images (see module docstring).
 
-    Subclasses set ``PRESETS`` (option name → value for each of smoke/cpu/paper) and implement
-    ``build``, ``make_optimizers``, ``train_step``, ``generate``; optionally ``after_training``,
-    ``data_range`` and ``total_steps``.
+    Subclasses set ``OPTIONS`` (``TORCH_OPTIONS`` with their own, and the presets' values) and implement
+    ``build``, ``make_optimizers``, ``train_step``, ``generate`` (or ``sample_batch``); optionally
+    ``prepare_data``, ``after_training``, ``data_range`` and ``total_steps``.
     """
 
-    PRESETS: ClassVar[dict[str, dict[str, Any]]] = {}
+    OPTIONS = TORCH_OPTIONS
     supports = frozenset({"class"})
-    sampling_options = frozenset({"zero_below", "peak_normalise"})
     data_range: ClassVar[tuple[float, float]] = (0.0, 1.0)  # training pixels: [0,1] or [-1,1]
+    length_options: ClassVar[tuple[str, ...]] = ("steps", "epochs")  # one of them sets the training length
+    labels_option: ClassVar[str] = "conditional"  # the option that says whether to use the data's labels
+    nfe_per_sample: ClassVar[int | None] = 1  # network evaluations per drawn image (None: known when sampling)
+    sampled_net: ClassVar[str] = "G"  # the network sampling uses (its average when ``self.ema`` is kept)
 
     def __init__(self, preset: str = "smoke", device: str | None = None, **options: Any):
         super().__init__(preset, device, **options)
-        self.opt = resolve_options(self.name, self.PRESETS, self.preset.name, options)
+        if self.length_options and all(self.opt.get(k) is None for k in self.length_options):
+            raise InputError(f"generator {self.name!r}: set one of {', '.join(self.length_options)}")
         self.nets: dict[str, nn.Module] = {}
         self.losses: list[dict[str, Any]] = []
+        self.run_opt: dict[str, Any] = dict(self.opt)  # the options a fit runs with (``prepare_data`` may fill some)
+        self.pool: np.ndarray | None = None  # training images minibatches are drawn from (None: all)
+        self.extras: dict[str, np.ndarray] = {}  # per-image training inputs beside labels, for train_step
+        self.ema: EMA | None = None  # an average of ``sampled_net``'s weights (made by make_optimizers)
 
     # -- hooks ------------------------------------------------------------------------------------
     @abstractmethod
@@ -105,20 +117,27 @@ class TorchGenerator(Generator):
         """Optimisers over ``self.nets`` (already on the training device)."""
 
     @abstractmethod
-    def train_step(self, step: int, x: torch.Tensor, y: torch.Tensor | None, run: TrainingRun) -> dict[str, float]:
-        """One optimisation step on a minibatch; returns the losses to log."""
+    def train_step(self, step: int, x: torch.Tensor, y: torch.Tensor | None, run: TrainingRun,
+                   extra: dict[str, torch.Tensor]) -> dict[str, float]:
+        """One optimisation step on a minibatch (``extra``: the minibatch's ``self.extras``); returns the losses
+        to log."""
 
-    @abstractmethod
     def generate(self, rng: PerImageRandom, y: torch.Tensor | None) -> torch.Tensor:
-        """Images (B, 1, S, S) in [0, 1] from the sampling networks (already in eval mode)."""
+        """Images (B, 1, S, S) in [0, 1] from the sampling networks (already in eval mode); a plugin that
+        overrides ``sample_batch`` instead need not implement it."""
+        raise NotImplementedError
+
+    def prepare_data(self, train: RadioImages, seed: int, workdir: Path | None) -> None:
+        """Before the networks are built: fill ``run_opt``, ``pool``, ``extras`` and ``train_info`` from the data."""
 
     def sampling_modules(self) -> dict[str, nn.Module]:
-        """What ``save`` writes and sampling needs."""
-        return {"G": self.nets["G"]}
+        """What ``save`` writes and sampling needs: ``sampled_net``, or its average after training with one."""
+        n = self.sampled_net
+        return {n: self.nets.get(f"{n}_ema", self.nets[n])}
 
     def extra_state(self) -> dict[str, Any]:
-        """Further objects with state_dict() to checkpoint (EMA)."""
-        return {}
+        """Further objects with state_dict() to checkpoint (the EMA)."""
+        return {"ema": self.ema} if self.ema is not None else {}
 
     def after_training(self, seed: int) -> None:
         pass
@@ -127,14 +146,11 @@ class TorchGenerator(Generator):
         """Data-dependent initialisation of the freshly built ``self.nets`` (training pixels in [0, 1])."""
 
     def total_steps(self, n_train: int) -> int:
-        if self.opt.get("epochs"):
-            return int(math.ceil(self.opt["epochs"] * n_train / self.opt["batch_size"]))
-        return int(self.opt["steps"])
+        """``steps``, or ``epochs`` passes over the ``n_train`` images in minibatches."""
+        o = self.run_opt
+        return int(math.ceil(o["epochs"] * n_train / o["batch_size"])) if o.get("epochs") else int(o["steps"])
 
     # -- Generator API ----------------------------------------------------------------------------
-    def config(self) -> dict[str, Any]:
-        return {"name": self.name, "preset": self.preset.name, **self.opt}
-
     @property
     def conditional(self) -> bool:
         return bool(self.train_info.get("n_classes"))
@@ -146,20 +162,23 @@ class TorchGenerator(Generator):
         if h != w:
             raise InputError(f"{self.name} needs square images; got {h}×{w}")
         self.remember_training_set(train)
-        conditional = bool(self.opt["conditional"]) and train.labels is not None
+        conditional = bool(self.opt[self.labels_option]) and train.labels is not None
         n_classes = len(train.class_names) if conditional else 0
         prior = np.bincount(train.labels, minlength=n_classes) / len(train.labels) if conditional else []
         self.train_info.update(image_size=int(h), n_classes=n_classes, class_prior=[float(p) for p in prior])
+        self.run_opt, self.pool, self.extras = dict(self.opt), None, {}
+        self.prepare_data(train, seed, workdir)
         self._set_supports()
         seed_everything(seed)
         self.build()
         self.init_from_data(train.images)
-        steps = self.total_steps(len(train.images))
-        max_min = self.opt["max_minutes"]
+        o = self.run_opt
+        pool = np.arange(len(train.images)) if self.pool is None else self.pool
+        steps = self.total_steps(len(pool))
         run = TrainingRun(
-            workdir, steps=steps, seed=seed, mixed_precision=self.opt["mixed_precision"],
-            checkpoint_every=self.opt["checkpoint_every"], max_seconds=None if max_min is None else 60.0 * max_min,
-            desc=f"fit {self.name}", device=self.device, progress=bool(self.opt["progress"]),
+            workdir, steps=steps, seed=seed, mixed_precision=o["mixed_precision"],
+            checkpoint_every=o["checkpoint_every"], desc=f"fit {self.name}", device=self.device,
+            max_seconds=None if o["max_minutes"] is None else 60.0 * o["max_minutes"], progress=bool(o["progress"]),
         )
         names = list(self.nets)
         for m in self.nets.values():
@@ -174,24 +193,28 @@ class TorchGenerator(Generator):
         lo, hi = self.data_range
         x_all = torch.from_numpy(self.train_images(train.images)).to(run.device) * (hi - lo) + lo
         y_all = torch.from_numpy(train.labels).to(run.device) if conditional else None
-        bs = int(self.opt["batch_size"])
+        extras = {k: torch.from_numpy(v).to(run.device) for k, v in self.extras.items()}
+        bs = int(o["batch_size"])
         self.run = run
         for step in run:
-            idx = torch.from_numpy(batch_indices(len(x_all), bs, seed, step)).to(run.device)
+            idx = torch.from_numpy(pool[batch_indices(len(pool), bs, seed, step)]).to(run.device)
             x = x_all[idx]
-            if self.opt["augment"]:  # flips and 90° rotations: radio morphologies have no preferred orientation
-                x = random_flip_rot90(x, torch.Generator().manual_seed(seed * 1_000_003 + step))
-            logs = self.train_step(step, x, None if y_all is None else y_all[idx], run)
+            if o["augment"]:  # flips and 90° rotations: radio morphologies have no preferred orientation
+                x = random_flip_rot90(x, step_generator(seed, step))
+            y = None if y_all is None else y_all[idx]
+            logs = self.train_step(step, x, y, run, {k: v[idx] for k, v in extras.items()})
             run.log(step, **logs)
             run.maybe_checkpoint(step, **self.train_nets, **self.opts, **self.extra_state())
         self.nets = {k: run.unwrap(m) for k, m in self.train_nets.items()}
+        if self.ema is not None:
+            self.nets[f"{self.sampled_net}_ema"] = self.ema.module
         done = getattr(run, "steps_done", start)
         self.train_info.update(start_step=start, steps_done=done, total_steps=steps, stopped_early=run.stopped_early)
         self.after_training(seed)
         self.losses = run.history()
         self._cost.train_seconds = run.elapsed
         self._cost.train_steps = done
-        self._cost.nfe_per_sample = 1
+        self._cost.nfe_per_sample = self.nfe_per_sample
         self._cost.device = str(run.device)
         self.device = str(run.device)
 
@@ -232,7 +255,7 @@ class TorchGenerator(Generator):
         size = int(self.train_info["image_size"])
         if x.shape[-1] != size:
             x = F.interpolate(x, size=(size, size), mode="area")
-        return x.clamp(0, 1).cpu().numpy()
+        return x.clamp(0, 1).cpu().numpy()  # part of the model: a linear/decoded output may overshoot [0, 1]
 
     def save(self, directory: Path) -> None:
         directory = Path(directory)
@@ -241,14 +264,15 @@ class TorchGenerator(Generator):
                                 "train_info": self.train_info, "cost": self._cost.to_dict()})
         save_weights(directory, self.sampling_modules())
 
+    def stored_config(self, directory: Path) -> dict[str, Any]:
+        """What ``save`` wrote into ``directory/config.json`` (a plugin converts its older formats here)."""
+        return load_config(Path(directory))
+
     def load(self, directory: Path) -> None:
-        cfg = load_config(Path(directory))
+        cfg = self.stored_config(directory)
         if cfg.get("generator") != self.name:
             raise InputError(f"{directory} holds a {cfg.get('generator')!r} generator, not {self.name!r}")
-        self.preset = get_preset(cfg.get("preset", self.preset.name))
-        sampling = {k: v for k, v in self.options.items() if k in self.sampling_options}  # constructor overrides
-        defaults = resolve_options(self.name, self.PRESETS, self.preset.name, {})  # for options added later
-        self.opt = {**defaults, **cfg["options"], **sampling}
+        self.restore_options(cfg["options"], cfg.get("preset", self.preset.name))
         self.train_info = dict(cfg["train_info"])
         cost = dict(cfg.get("cost", {}), device=str(self.device))
         self._cost = GeneratorCost(**{k: v for k, v in cost.items() if k in GeneratorCost.__dataclass_fields__})
