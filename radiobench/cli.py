@@ -5,10 +5,11 @@ import argparse
 import json
 import logging
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
-from .registry import registry
+from .registry import Kind, registry
 from .types import InputError
 
 __all__ = ["main"]
@@ -18,11 +19,40 @@ def _csv_list(text: str) -> list[str]:
     return [t.strip() for t in text.split(",") if t.strip()]
 
 
+def _distinct(items: list[Any], text: str) -> list[Any]:
+    twice = sorted({i for i in items if items.count(i) > 1})
+    if twice:
+        raise argparse.ArgumentTypeError(f"{', '.join(map(str, twice))} given twice in {text!r}")
+    return items
+
+
+def _names(text: str) -> list[str]:
+    """Comma-separated distinct names (argparse type)."""
+    return _distinct(_csv_list(text), text)
+
+
 def _seeds(text: str) -> list[int]:
+    """Comma-separated distinct integers >= 0 (argparse type)."""
     try:
-        return [int(t) for t in _csv_list(text)]
+        seeds = [int(t) for t in _csv_list(text)]
     except ValueError:
         raise argparse.ArgumentTypeError(f"seeds must be comma-separated integers, not {text!r}") from None
+    if not seeds:
+        raise argparse.ArgumentTypeError("give at least one seed, e.g. --seeds 0,1,2")
+    if min(seeds) < 0:
+        raise argparse.ArgumentTypeError(f"seeds must be >= 0; got {min(seeds)}")
+    return _distinct(seeds, text)
+
+
+def _positive_int(text: str) -> int:
+    """An integer >= 1 (argparse type)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, not {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1; got {value}")
+    return value
 
 
 def _value(text: str) -> Any:
@@ -50,25 +80,26 @@ def _options(pairs: Sequence[str], scoped: bool = False) -> dict[str, Any]:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    kinds = [args.kind] if args.kind else ["datasets", "generators", "metrics"]
+    kinds: list[Kind] = [args.kind] if args.kind else ["datasets", "generators", "metrics"]
     for kind in kinds:
         print(f"{kind}:")
-        for name, entry in registry.entries(kind).items():
+        for entry in registry.listing(kind):
+            src = f" [{entry.distribution}]" if entry.distribution and entry.distribution != "radiobench" else ""
             if entry.broken:
-                print(f"  {name:<22} BROKEN ({entry.target}): {entry.error}")
+                state = "REFUSED" if entry.refused else "BROKEN"
+                print(f"  {entry.name:<22} {state} ({entry.target}){src}: {entry.error}")
                 continue
-            s = entry.cls.summary()
+            s = entry.summary or {}
             extra = []
             if kind == "datasets" and s.get("provides"):
                 extra.append("provides " + ",".join(s["provides"]))
             if kind == "generators":
-                extra.append("conditions: " + (",".join(s["supports"]) or "none"))
+                extra.append("conditions: " + (",".join(s.get("supports", ())) or "none"))
             if kind == "metrics":
-                extra.append(("lower" if s["direction"] == "lower" else "higher") + " is better")
-                if s["requires"]:
+                extra.append(("lower" if s.get("direction") == "lower" else "higher") + " is better")
+                if s.get("requires"):
                     extra.append("needs " + ",".join(s["requires"]))
-            src = f" [{entry.distribution}]" if entry.distribution and entry.distribution != "radiobench" else ""
-            print(f"  {name:<22} {s['description']}" + (f" ({'; '.join(extra)})" if extra else "") + src)
+            print(f"  {entry.name:<22} {s.get('description', '')}" + (f" ({'; '.join(extra)})" if extra else "") + src)
     return 0
 
 
@@ -80,11 +111,12 @@ def cmd_run(args: argparse.Namespace) -> int:
 
         os.environ["RADIOBENCH_PROGRESS"] = "0"  # silences the bars inside plugins too
     out = Path(args.out) if args.out else Path("runs") / f"{args.dataset}-{args.preset}"
+    args.out = str(out)  # main() reports OS errors on the default like on a given --out
     config = RunConfig(
-        generators=_csv_list(args.generators),
+        generators=args.generators,
         dataset=args.dataset,
         out=out,
-        metrics=_csv_list(args.metrics) if args.metrics else None,
+        metrics=args.metrics or None,
         preset=args.preset,
         seeds=args.seeds,
         data_dir=args.data_dir,
@@ -95,6 +127,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         reference=not args.no_reference,
         progress=not args.quiet,
     )
+    if "data_dir" in config.dataset_options:
+        raise InputError("give the data folder as --data-dir, not as --dataset-option data_dir=...")
     unknown = set(config.generator_options) - set(config.generators)
     if unknown:
         raise InputError(f"options given for generators not in --generators: {sorted(unknown)}")
@@ -159,9 +193,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_list)
 
     s = sub.add_parser("run", help="train/sample generators and evaluate metrics")
-    s.add_argument("--generators", required=True, help="comma-separated generator names")
+    s.add_argument("--generators", type=_names, required=True, help="comma-separated generator names")
     s.add_argument("--dataset", required=True)
-    s.add_argument("--metrics", help="comma-separated metric names (default: all that apply)")
+    s.add_argument("--metrics", type=_names, help="comma-separated metric names (default: all that apply)")
     s.add_argument("--preset", default="smoke", help="smoke | cpu | paper (default smoke)")
     s.add_argument("--seeds", type=_seeds, default=[0], help="comma-separated seeds (default 0)")
     s.add_argument("--out", help="run directory (default runs/DATASET-PRESET); re-running resumes it")
@@ -169,7 +203,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--dataset-option", action="append", default=[], metavar="KEY=VALUE")
     s.add_argument("--generator-option", action="append", default=[], metavar="GEN.KEY=VALUE")
     s.add_argument("--device", help="cpu, cuda, cuda:1 (default: cuda when available)")
-    s.add_argument("--batch-size", type=int, default=64, help="sampling batch size (samples do not depend on it)")
+    s.add_argument("--batch-size", type=_positive_int, default=64,
+                   help="sampling batch size (samples do not depend on it)")
     s.add_argument("--no-reference", action="store_true", help="skip the real-vs-real reference row")
     s.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     s.set_defaults(func=cmd_run)
@@ -206,6 +241,22 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+# arguments that name files or folders (of every subcommand): OS errors on these are the user's to fix
+PATH_ARGS = ("out", "runs", "run", "to", "output", "data_dir", "archive", "cache_dir")
+
+
+def _user_path(exc: OSError, args: argparse.Namespace) -> str | None:
+    """The path of ``exc`` when it is (inside, or a folder above) a path given on the command line."""
+    values = [getattr(args, a, None) for a in PATH_ARGS]
+    given = [Path(p).absolute() for v in values for p in (v if isinstance(v, list) else [v]) if isinstance(p, str)]
+    for name in (exc.filename, exc.filename2):
+        if isinstance(name, (str, Path)):
+            path = Path(name).absolute()
+            if any(path == g or g in path.parents or path in g.parents for g in given):
+                return str(name)
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -214,6 +265,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except InputError as exc:
         print(f"radiobench: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a bad path on the command line (missing, a file, unwritable): not a bug
+        path = _user_path(exc, args)
+        if path is None:
+            raise
+        logging.getLogger("radiobench").debug("traceback", exc_info=True)
+        print(f"radiobench: error: {path}: {exc.strerror or exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("radiobench: interrupted; finished work is kept, re-run the same command to resume", file=sys.stderr)

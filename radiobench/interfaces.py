@@ -7,66 +7,20 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Sequence
+from typing import Any, ClassVar
 
 import numpy as np
 
+from .options import Option, Options, jsonable
+from .postprocess import peak_normalised, postprocess, survey_threshold
 from .presets import Preset, get_preset
 from .seeding import image_seeds
-from .types import Conditions, GeneratorCost, InputError, MetricResult, RadioImages
+from .types import Conditions, GeneratorCost, GeneratorOutputError, InputError, MetricResult, RadioImages
 
-__all__ = [
-    "Dataset", "Generator", "Metric", "MetricContext", "Plugin", "SURVEY_THRESHOLD", "survey_threshold",
-    "peak_normalised", "divided_by_peak", "postprocessing_defaults",
-]
-
-# Level (in [0, 1] image units) below which ``zero_below="auto"`` sets sampled pixels to 0 on thresholded
-# surveys: FIRST cutouts are exactly 0 below 3x the local rms (paper 000 Sect. 3.2), a cpu-trained
-# generator leaves a haze of ~0.01 there instead (benchmarks/README.md, "EDM background haze").
-SURVEY_THRESHOLD = 0.02
-
-
-def survey_threshold(zero_below: float | str | None, train_info: dict[str, Any]) -> float:
-    """The level below which sampled pixels are set to 0: ``zero_below`` itself, or for ``"auto"``
-    SURVEY_THRESHOLD when most training pixels are exactly 0 (a thresholded survey) and 0 otherwise."""
-    if zero_below == "auto":
-        return SURVEY_THRESHOLD if train_info.get("zero_fraction", 0.0) >= 0.5 else 0.0
-    try:
-        level = float(zero_below or 0.0)
-    except (TypeError, ValueError):
-        raise InputError(f"zero_below must be a number in [0, 1) or 'auto'; got {zero_below!r}") from None
-    if not 0.0 <= level < 1.0:
-        raise InputError(f"zero_below must be a number in [0, 1) or 'auto'; got {zero_below!r}")
-    return level
-
-
-def peak_normalised(peak_normalise: bool | str | None, train_info: dict[str, Any]) -> bool:
-    """Whether drawn images are divided by their own peak, as every training image was (option
-    ``peak_normalise``): the option itself, or for ``"auto"`` whether the training images all peak at 1
-    (empty ones aside).
-    Checkpoints written before 2026-12-02 do not record that; their survey units say it."""
-    if peak_normalise == "auto":
-        known = train_info.get("peak_one")
-        if known is None:
-            known = "per-image peak" in str((train_info.get("survey") or {}).get("units", ""))
-        return bool(known)
-    if peak_normalise in (None, False, True):
-        return bool(peak_normalise)
-    raise InputError(f"peak_normalise must be true, false or 'auto'; got {peak_normalise!r}")
-
-
-def divided_by_peak(images: np.ndarray) -> np.ndarray:
-    """x / max(x) per image of (N, 1, H, W), as the survey's cutouts were scaled; empty images stay 0."""
-    peak = images.max(axis=(1, 2, 3), keepdims=True)
-    return np.divide(images, peak, out=np.zeros_like(images), where=peak > 0)
-
-
-def postprocessing_defaults(preset: str) -> dict[str, Any]:
-    """Preset values of the post-processing options of drawn images (``Generator.sample``): the preset's
-    survey threshold ``zero_below``; ``peak_normalise`` off (a plugin's own preset may turn it on)."""
-    return {"zero_below": get_preset(preset).zero_below, "peak_normalise": False}
+__all__ = ["Dataset", "Generator", "Metric", "MetricContext", "Plugin"]
 
 
 class Plugin:
@@ -92,11 +46,23 @@ class Dataset(Plugin, ABC):
     splits: ClassVar[tuple[str, ...]] = ("train", "valid", "test")
     train_split: ClassVar[str] = "train"
     reference_split: ClassVar[str] = "test"
+    # the options besides resolution and data_dir (``radiobench.options``; no preset defaults): what
+    # ``check_options`` accepts. None: undeclared, the constructor's keywords are taken as they come
+    OPTIONS: ClassVar[Options | None] = None
+    RESOLUTION: ClassVar[Option] = Option(int, low=1, nullable=True)  # None: the dataset's default
 
     def __init__(self, resolution: int | None = None, data_dir: str | Path | None = None, **options: Any):
-        self.resolution = resolution
+        self.resolution = self.check_options(resolution, {})
         self.data_dir = Path(data_dir) if data_dir is not None else None
         self.options = options
+
+    @classmethod
+    def check_options(cls, resolution: Any, options: dict[str, Any]) -> int | None:
+        """``resolution`` once checked (a positive integer or None); InputError naming the option for a bad
+        resolution, or an option unknown to ``OPTIONS`` (listing the known ones) or of the wrong type."""
+        given = options if cls.OPTIONS is not None else {}
+        Options(cls.OPTIONS or {}, resolution=cls.RESOLUTION).check(cls.name, {"resolution": resolution, **given})
+        return resolution
 
     @abstractmethod
     def load(self, split: str) -> RadioImages:
@@ -140,17 +106,29 @@ class Generator(Plugin, ABC):
     that metrics can compare generated images with what they were asked to be.
     """
 
-    supports: ClassVar[frozenset[str]] = frozenset()  # conditioning kinds: "class", "flux", "mask", ...
+    # conditioning kinds: "class", "flux", "mask", ...; an instance may narrow it to what its options and
+    # training data allow (the runner conditions on ``gen.supports``)
+    supports: frozenset[str] = frozenset()
     reference: ClassVar[bool] = False  # True for honest reference rows (replay, pixel floor)
+    # the declared options (``radiobench.options``): checked at construction, resolved per preset into
+    # ``self.opt``; None: undeclared, the constructor's keywords are taken as they come
+    OPTIONS: ClassVar[Options | None] = None
     # options that change how samples are drawn but not the trained weights: changing one re-samples
-    # a run's row without re-training it (``zero_below``: see ``survey_threshold``; ``peak_normalise``: see
-    # ``peak_normalised``)
+    # a run's row without re-training it (derived from OPTIONS when declared)
     sampling_options: ClassVar[frozenset[str]] = frozenset()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.OPTIONS is not None:
+            cls.sampling_options = cls.OPTIONS.sampling
 
     def __init__(self, preset: str = "smoke", device: str | None = None, **options: Any):
         self.preset: Preset = get_preset(preset)
+        self.options = options  # as given
+        declared = self.OPTIONS
+        self.opt: dict[str, Any] = (dict(options) if declared is None
+                                    else declared.resolve(f"generator {self.name!r}", self.preset.name, options))
         self.device = device or default_device()
-        self.options = options
         self.train_info: dict[str, Any] = {}  # class names, image shape, flux transform, ...
         self._cost = GeneratorCost(device=str(self.device))
 
@@ -174,7 +152,10 @@ class Generator(Plugin, ABC):
 
     def config(self) -> dict[str, Any]:
         """Hyperparameters that define this generator (recorded in results)."""
-        return {"name": self.name, "preset": self.preset.name, **self.options}
+        return {"name": self.name, "preset": self.preset.name, **self._recorded(self.opt)}
+
+    def _recorded(self, opt: dict[str, Any]) -> dict[str, Any]:
+        return jsonable(opt if self.OPTIONS is None else self.OPTIONS.recorded(opt))
 
     def num_parameters(self) -> int:
         return 0
@@ -185,6 +166,9 @@ class Generator(Plugin, ABC):
         that option's preset default (so a new option's default must keep the old behaviour)."""
         if config is None:
             config = self.config()
+        elif self.OPTIONS is not None:
+            defaults = self._recorded(self.OPTIONS.defaults(self.preset.name))
+            config = {"name": self.name, "preset": self.preset.name, **defaults, **config}
         else:
             config = {**type(self)(preset=self.preset.name, device=self.device).config(), **config}
         return {k: v for k, v in config.items() if k not in self.sampling_options}
@@ -194,6 +178,16 @@ class Generator(Plugin, ABC):
         lacks one (drawn before the plugin gained it) is drawn again: a sampling option's preset value need
         not be the old behaviour (``peak_normalise`` is on for the CVAE's cpu preset), and drawing is cheap."""
         return {k: v for k, v in self.config().items() if k in self.sampling_options}
+
+    def restore_options(self, stored: dict[str, Any], preset: str | None = None) -> None:
+        """Options of a loaded checkpoint: its training options (over ``preset``'s defaults, for options added
+        since) and this instance's sampling options (preset defaults and constructor keywords): a checkpoint
+        holds weights, how to draw from them is the caller's."""
+        sampling = {k: v for k, v in self.opt.items() if k in self.sampling_options}
+        if preset is not None:
+            self.preset = get_preset(preset)
+        defaults = self.OPTIONS.defaults(self.preset.name) if self.OPTIONS is not None else {}
+        self.opt = jsonable({**defaults, **stored, **sampling})
 
     def zero_level(self) -> float:
         """Pixels of drawn images below this level are set to 0 (option ``zero_below``; 0: none)."""
@@ -236,29 +230,24 @@ class Generator(Plugin, ABC):
 
         out: list[np.ndarray] = []
         zero_level, to_peak_one = self.zero_level(), self.peak_normalised()
+        known = self.train_info.get("image_shape")  # set by remember_training_set
+        shape: tuple[int, ...] | None = None if known is None else tuple(known)
         t0 = time.perf_counter()
         bar = progress_bar(total=conditions.n, desc=f"sample {self.name}", unit="img", disable=not progress)
         for lo in range(0, conditions.n, batch_size):
             hi = min(conditions.n, lo + batch_size)
             seeds = image_seeds(seed, start_index + lo, start_index + hi)
-            batch = np.asarray(self.sample_batch(conditions.slice(lo, hi), seeds), dtype=np.float32)
-            if batch.shape[0] != hi - lo or batch.ndim != 4 or batch.shape[1] != 1:
-                raise RuntimeError(f"{self.name}.sample_batch returned shape {batch.shape} for {hi - lo} seeds")
-            if not np.all(np.isfinite(batch)):
-                raise RuntimeError(f"{self.name} produced NaN or infinite pixels")
-            batch = np.clip(batch, 0.0, 1.0)
-            if zero_level:
-                batch[batch < zero_level] = 0.0
-            if to_peak_one:
-                batch = divided_by_peak(batch)
-            out.append(batch)
+            batch = np.asarray(self.sample_batch(conditions.slice(lo, hi), seeds))
+            shape = shape or (1, *batch.shape[2:])  # unknown: one channel, as the first batch
+            batch = self._checked(batch, (hi - lo, *shape))
+            out.append(postprocess(batch, zero_level, to_peak_one))
             bar.update(hi - lo)
         bar.close()
         elapsed = time.perf_counter() - t0
         if conditions.n:
             self._cost.sample_seconds_per_image = elapsed / conditions.n
-        shape = self.train_info.get("image_shape", (1, self.preset.resolution, self.preset.resolution))
-        images = np.concatenate(out) if out else np.zeros((0, *shape), np.float32)
+        empty = (0, *(shape or (1, self.preset.resolution, self.preset.resolution)))
+        images = np.concatenate(out) if out else np.zeros(empty, np.float32)
         from .types import SurveyInfo
 
         survey = self.train_info.get("survey")
@@ -271,6 +260,23 @@ class Generator(Plugin, ABC):
             masks=conditions.masks,
             extra=dict(conditions.images),
         )
+
+    def _checked(self, batch: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+        """``batch`` as float32 if it is what was asked: ``shape`` (n, 1, H, W) with (1, H, W) the training
+        images' shape, finite pixels in [0, 1] (to 1e-6: float error, then clipped); else GeneratorOutputError.
+        A model whose outputs may overshoot clips them in its own ``sample_batch``."""
+        if batch.shape != shape:
+            raise GeneratorOutputError(f"generator {self.name!r} returned images of shape {batch.shape}; "
+                                       f"asked for {shape} (n, channels, height, width of the training images)")
+        batch = batch.astype(np.float32, copy=False)
+        if not np.all(np.isfinite(batch)):
+            raise GeneratorOutputError(f"generator {self.name!r} produced {int(np.sum(~np.isfinite(batch)))} "
+                                       "NaN or infinite pixels")
+        lo, hi = (float(batch.min()), float(batch.max())) if batch.size else (0.0, 1.0)
+        if lo < -1e-6 or hi > 1 + 1e-6:
+            raise GeneratorOutputError(f"generator {self.name!r} produced pixels in [{lo:.6g}, {hi:.6g}]; "
+                                       "images must lie in [0, 1] (clip or rescale in sample_batch)")
+        return np.clip(batch, 0.0, 1.0)
 
     def remember_training_set(self, train: RadioImages) -> None:
         """Record what sampling needs to know about the training data (call at the start of fit)."""

@@ -1,6 +1,7 @@
 """The built-in datasets: first, mirabest, synthetic, folder."""
 from __future__ import annotations
 
+import inspect
 import os
 import re
 import shutil
@@ -353,3 +354,68 @@ def test_stratified_split_is_seeded_and_stratified():
     assert not np.array_equal(a, stratified_split(strata, (0.8, 0.1, 0.1), 1, ("train", "valid", "test")))
     for k, n in enumerate((50, 30, 20)):
         assert np.bincount(a[strata == k], minlength=3).tolist() == [int(n * 0.8), int(n * 0.1), int(n * 0.1)]
+
+
+# -- option checking at construction ------------------------------------------------------------------
+DATASETS = {"first": FirstDataset, "mirabest": MiraBestDataset, "synthetic": SyntheticDataset, "folder": FolderDataset}
+
+
+@pytest.mark.parametrize("name", sorted(DATASETS))
+@pytest.mark.parametrize("resolution", [0, -40, 40.5, 2.5, "abc", "40", True, [40]])
+def test_bad_resolution_is_refused_at_construction(name, resolution, tmp_path):
+    message = rf"{name}: option 'resolution' must be an integer ≥ 1 .*got {re.escape(repr(resolution))}"
+    with pytest.raises(InputError, match=message):
+        DATASETS[name](resolution=resolution, data_dir=tmp_path)
+
+
+@pytest.mark.parametrize("name", sorted(DATASETS))
+def test_unknown_option_is_refused_listing_the_known_ones(name, tmp_path):
+    cls = DATASETS[name]
+    with pytest.raises(InputError, match=r"no option\(s\) \['foo'\]; it knows (.*)") as err:
+        cls(data_dir=tmp_path, foo=1)
+    known = re.search(r"it knows (.*)", str(err.value)).group(1).split(", ")
+    params = [p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "data_dir", "options")]
+    assert sorted(known) == sorted(params) and "resolution" in known
+
+
+@pytest.mark.parametrize("name, option, value", [
+    ("synthetic", "seed", "abc"), ("synthetic", "seed", -1), ("synthetic", "n_train", 2.5),
+    ("synthetic", "n_test", True), ("first", "crop", "abc"), ("first", "crop", 0), ("mirabest", "include_hybrid", "no"),
+    ("mirabest", "split_seed", 1.5), ("mirabest", "min_snr", "high"), ("folder", "split_fractions", "abc"),
+    ("folder", "pixel_scale_arcsec", -1.0), ("folder", "classes", "FRI"),
+])
+def test_badly_typed_option_is_refused_at_construction(name, option, value, tmp_path):
+    with pytest.raises(InputError, match=rf"{name}: option '{option}' must be .*; got {re.escape(repr(value))}"):
+        DATASETS[name](data_dir=tmp_path, **{option: value})
+
+
+def test_valid_options_still_construct(tmp_path):
+    assert SyntheticDataset(resolution=32, seed=3, n_train=5).config()["n_train"] == 5
+    assert FirstDataset(resolution=40, crop=80).resolution == 40
+    mirabest = MiraBestDataset(resolution=40, include_hybrid=True, min_snr=5, split_fractions=[0.6, 0.2, 0.2])
+    assert mirabest.resolution == 40
+    assert FolderDataset(data_dir=tmp_path, beam_arcsec=5.4, classes=["A"]).resolution is None
+    assert FolderDataset(data_dir=tmp_path, beam_arcsec=[5.4, 5.4, 0]).config()["beam_arcsec"] == [5.4, 5.4, 0]
+
+
+def test_third_party_dataset_resolution_is_checked_by_the_base_class():
+    from radiobench import Dataset
+
+    class Plain(Dataset):  # declares no OPTIONS: its keywords are taken as they come
+        name = "plain"
+
+        def load(self, split):
+            raise NotImplementedError
+
+    assert Plain(resolution=16, anything=1).options == {"anything": 1}
+    for bad in (0, 2.5, "abc", True):
+        with pytest.raises(InputError, match="plain: option 'resolution'"):
+            Plain(resolution=bad)
+
+
+def test_mirabest_fetch_refuses_a_folder_without_its_files(tmp_path):
+    with pytest.raises(InputError, match="no MiraBest FITS files"):
+        MiraBestDataset(data_dir=tmp_path).fetch()
+    (tmp_path / "x.txt").write_text("")
+    with pytest.raises(InputError, match="x.txt is not a folder"):
+        MiraBestDataset(data_dir=tmp_path / "x.txt").fetch()

@@ -9,10 +9,16 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from radiobench.interfaces import default_cache_dir
+from radiobench.options import Option, Options
 from radiobench.store import atomic_path, stable_hash
 from radiobench.types import InputError
 
 NAN_POLICIES = ("zero", "drop", "raise")
+# options of the datasets that draw their own splits (mirabest, folder)
+SPLIT_OPTIONS = Options(
+    nan_policy=Option(str, choices=NAN_POLICIES), split_seed=Option(int, low=0),
+    split_fractions=Option((float,), low=0),
+)
 FIRST_BEAM_ARCSEC = 5.4  # FWHM of the FIRST restoring beam (Becker et al. 1995)
 FIRST_FREQ_HZ = 1.4e9
 CACHE_VERSION = 1  # bump when preprocessing changes, so old cache entries are not reused

@@ -35,6 +35,7 @@ from radiobench.datafetch import (
     verify_sha256,
 )
 from radiobench.interfaces import Dataset
+from radiobench.options import Option, Options
 from radiobench.store import read_json
 from radiobench.types import InputError, RadioImages, SurveyInfo
 
@@ -116,12 +117,12 @@ class FirstDataset(Dataset):
     description = "Griese+2023 FIRST radio galaxies (FRI/FRII/Compact/Bent), 2158 images, literature split"
     provides = frozenset({"labels", "masks"})
     splits = SPLITS
+    OPTIONS = Options(crop=Option(int, low=1, nullable=True))
 
     def __init__(
         self, resolution: int | None = None, data_dir: str | Path | None = None, *, crop: int | None = None, **options: Any
     ):
-        if options:
-            raise InputError(f"first: unknown option(s) {sorted(options)}; known: crop")
+        resolution = self.check_options(resolution, {"crop": crop, **options})
         self.crop, self.factor = plan_resolution(resolution, int(crop or 80), crop is not None, NATIVE_SIDE, "first")
         super().__init__(self.crop // self.factor, data_dir, crop=self.crop)
         self._raw: dict[str, np.ndarray] | None = None
@@ -135,7 +136,8 @@ class FirstDataset(Dataset):
             if folder.is_file() and folder.suffix == ".zip":
                 return unpack(folder, str(folder)) / H5_NAME
             if not folder.is_dir():
-                raise InputError(f"first: data folder {folder} does not exist. {HOW_TO_GET}")
+                what = "is neither a folder nor a .zip" if folder.exists() else "does not exist"
+                raise InputError(f"first: data folder {folder} {what}. {HOW_TO_GET}")
             if (folder / ZIP_NAME).is_file():
                 return unpack(folder / ZIP_NAME, str(folder / ZIP_NAME)) / H5_NAME
             if (folder / H5_NAME).is_file():

@@ -18,9 +18,10 @@ from typing import Any
 import numpy as np
 
 from radiobench.interfaces import Dataset
+from radiobench.options import Option, Options
 from radiobench.types import InputError, RadioImages, SurveyInfo
 
-from ._common import apply_nan_policy, central_crop, peak_scale, stratified_split
+from ._common import SPLIT_OPTIONS, apply_nan_policy, central_crop, peak_scale, stratified_split
 
 SPLITS = ("train", "valid", "test")
 SUFFIXES = {".fits": "fits", ".fit": "fits", ".fts": "fits", ".fits.gz": "fits", ".png": "png", ".npy": "npy"}
@@ -84,6 +85,12 @@ class FolderDataset(Dataset):
     description = "bring-your-own folder of FITS/PNG/NPY images with optional labels.csv"
     provides = frozenset({"labels", "flux"})  # labels with labels.csv; flux when all files are FITS
     splits = SPLITS
+    _POSITIVE = Option(float, low=0, low_open=True, nullable=True)
+    OPTIONS = Options(
+        SPLIT_OPTIONS, classes=Option((str,), nullable=True), pixel_scale_arcsec=_POSITIVE, frequency_hz=_POSITIVE,
+        beam_arcsec=Option((float,), low=0, nullable=True),  # (major, minor, pa), or one FWHM (checked as [FWHM])
+        survey_name=Option(str),
+    )
 
     def __init__(
         self,
@@ -100,12 +107,13 @@ class FolderDataset(Dataset):
         survey_name: str = "folder",
         **options: Any,
     ):
-        if options:
-            raise InputError(f"folder: unknown option(s) {sorted(options)}")
+        one_beam = isinstance(beam_arcsec, (int, float)) and not isinstance(beam_arcsec, bool)
+        resolution = self.check_options(resolution, {
+            "classes": classes, "nan_policy": nan_policy, "split_seed": split_seed, "split_fractions": split_fractions,
+            "pixel_scale_arcsec": pixel_scale_arcsec, "beam_arcsec": [beam_arcsec] if one_beam else beam_arcsec,
+            "frequency_hz": frequency_hz, "survey_name": survey_name, **options})
         if data_dir is None:
             raise InputError("folder: pass data_dir, the folder holding your images (and optional labels.csv)")
-        if nan_policy not in ("zero", "drop", "raise"):
-            raise InputError(f"folder: nan_policy must be 'zero', 'drop' or 'raise'; got {nan_policy!r}")
         super().__init__(
             resolution, data_dir, classes=list(classes) if classes else None, nan_policy=nan_policy,
             split_seed=int(split_seed), split_fractions=tuple(float(f) for f in split_fractions),

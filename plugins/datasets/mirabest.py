@@ -38,12 +38,14 @@ import numpy as np
 
 from radiobench.datafetch import download, extract_zip, first_available, read_sha256sums
 from radiobench.interfaces import Dataset
+from radiobench.options import Option, Options
 from radiobench.store import sha256_file
 from radiobench.types import InputError, RadioImages, SurveyInfo
 
 from ._common import (
     FIRST_BEAM_ARCSEC,
     FIRST_FREQ_HZ,
+    SPLIT_OPTIONS,
     apply_nan_policy,
     bin_mean,
     cache_root,
@@ -108,6 +110,10 @@ class MiraBestDataset(Dataset):
     description = "MiraBest FRI/FRII FIRST cutouts (Jy/beam, un-thresholded) with peak flux and noise rms"
     provides = frozenset({"labels", "flux"})
     splits = SPLITS
+    OPTIONS = Options(
+        SPLIT_OPTIONS, confidence=Option(str, choices=tuple(CONFIDENCE)), include_hybrid=Option(bool),
+        min_snr=Option(float, nullable=True), crop=Option(int, low=1, nullable=True),
+    )
 
     def __init__(
         self,
@@ -123,12 +129,9 @@ class MiraBestDataset(Dataset):
         split_fractions: tuple[float, float, float] = (0.8, 0.1, 0.1),
         **options: Any,
     ):
-        if options:
-            raise InputError(f"mirabest: unknown option(s) {sorted(options)}")
-        if confidence not in CONFIDENCE:
-            raise InputError(f"mirabest: confidence must be one of {list(CONFIDENCE)}; got {confidence!r}")
-        if nan_policy not in ("zero", "drop", "raise"):
-            raise InputError(f"mirabest: nan_policy must be 'zero', 'drop' or 'raise'; got {nan_policy!r}")
+        resolution = self.check_options(resolution, {
+            "confidence": confidence, "include_hybrid": include_hybrid, "nan_policy": nan_policy, "min_snr": min_snr,
+            "crop": crop, "split_seed": split_seed, "split_fractions": split_fractions, **options})
         self.crop, self.factor = plan_resolution(resolution, int(crop or 80), crop is not None, 150, "mirabest")
         super().__init__(
             self.crop // self.factor, data_dir, confidence=confidence, include_hybrid=bool(include_hybrid),
@@ -149,7 +152,8 @@ class MiraBestDataset(Dataset):
             if not folder.is_dir():
                 raise InputError(f"mirabest: no data folder given and nothing in the cache ({folder}). {HOW_TO_GET}")
         if not folder.is_dir():
-            raise InputError(f"mirabest: data folder {folder} does not exist. {HOW_TO_GET}")
+            what = "is not a folder" if folder.exists() else "does not exist"
+            raise InputError(f"mirabest: data folder {folder} {what}. {HOW_TO_GET}")
         return folder
 
     def fetch(self) -> Path:
@@ -157,7 +161,9 @@ class MiraBestDataset(Dataset):
 
         The archive has no published checksum; the sha256 of what was downloaded is recorded in SOURCE.json."""
         if data_folder(self.data_dir, ENV) is not None:
-            return self.folder()
+            folder = self.folder()
+            self.catalogue(folder)  # a supplied folder must hold the files
+            return folder
         target = unpacked_dir()
         if target.is_dir() and any(target.glob("*.fits")):
             return target

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from radiobench.interfaces import Dataset
+from radiobench.options import Option, Options
 from radiobench.types import InputError, RadioImages, SurveyInfo
 
 from ._common import FIRST_BEAM_ARCSEC, FIRST_FREQ_HZ
@@ -111,11 +112,13 @@ class SyntheticDataset(Dataset):
     description = "procedural FIRST-like FRI/FRII/Compact/Bent sources with masks and peak flux; offline, seeded"
     provides = frozenset({"labels", "masks", "flux"})
     splits = SPLITS
+    OPTIONS = Options(seed=Option(int, low=0), n_train=Option(int, low=0), n_valid=Option(int, low=0),
+                      n_test=Option(int, low=0))
 
     def __init__(self, resolution: int | None = None, data_dir: str | Path | None = None, *, seed: int = 0,
                  n_train: int = 800, n_valid: int = 100, n_test: int = 200, **options: Any):
-        if options:
-            raise InputError(f"synthetic: unknown option(s) {sorted(options)}; known: seed, n_train, n_valid, n_test")
+        resolution = self.check_options(
+            resolution, {"seed": seed, "n_train": n_train, "n_valid": n_valid, "n_test": n_test, **options})
         res = 40 if resolution is None else int(resolution)
         if not 8 <= res <= 512:
             raise InputError(f"synthetic: resolution must lie in [8, 512]; got {resolution}")
