@@ -119,10 +119,7 @@ class Table:
 def collect(run_dirs: Iterable[str | Path]) -> list[Table]:
     groups: dict[tuple[str, str, str], dict[str, Any]] = {}
     for run in map(Path, run_dirs):
-        mpath = run / "manifest.json"
-        if not mpath.exists():
-            raise InputError(f"{run} is not a radiobench run directory (no manifest.json)")
-        manifest = read_json(mpath)
+        manifest = read_manifest(run)
         key = (manifest["dataset"]["name"], manifest["identity"]["preset"], manifest["dataset"]["fingerprint"])
         ref_label = REFERENCE_LABEL.format(manifest.get("reference_row", {}).get("source", "train"),
                                            manifest["dataset"]["reference_split"])
@@ -136,13 +133,44 @@ def collect(run_dirs: Iterable[str | Path]) -> list[Table]:
     return [_build_table(key, g) for key, g in sorted(groups.items())]
 
 
+MANIFEST_KEYS = {"identity": ("preset",), "dataset": ("name", "fingerprint", "reference_split", "n_reference")}
+
+
+def read_manifest(run: Path) -> dict[str, Any]:
+    """A run directory's manifest.json, or an InputError naming what is missing or unreadable."""
+    path = run / "manifest.json"
+    if not path.is_file():
+        raise InputError(f"{run} is not a radiobench run directory (no manifest.json)")
+    try:
+        manifest = read_json(path)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path} is not valid JSON ({exc}); restore it or re-run into a new --out") from None
+    ok = isinstance(manifest, dict) and all(
+        isinstance(manifest.get(part), dict) and all(k in manifest[part] for k in keys)
+        for part, keys in MANIFEST_KEYS.items())
+    if not ok:
+        raise InputError(f"{path} is not a radiobench manifest (it needs {MANIFEST_KEYS})")
+    return manifest
+
+
+def _read_record(path: Path) -> dict[str, Any]:
+    """A metric record; one that does not read back as a record counts as a failed metric, never as a value."""
+    try:
+        rec = read_json(path)
+    except (ValueError, UnicodeDecodeError):
+        rec = None
+    if not isinstance(rec, dict):
+        return {"metric": path.stem, "status": "error", "error": f"unreadable record {path}"}
+    return rec
+
+
 def _read_seed(g: dict[str, Any], manifest: dict[str, Any], name: str, seed_dir: Path) -> None:
     seed = int(seed_dir.name.split("-", 1)[1])
     error = _optional_json(seed_dir / "error.json")
     if error is not None:  # its last fit or sampling failed: metric files of an earlier attempt are not current
         g["failed"].append((name, seed, error.get("stage", "fit/sample"), error.get("error", "")))
         return
-    recs = [read_json(m) for m in sorted((seed_dir / "metrics").glob("*.json"))]
+    recs = [_read_record(m) for m in sorted((seed_dir / "metrics").glob("*.json"))]
     fit = _optional_json(seed_dir / "checkpoint" / "fit.json")
     samples = _optional_json(seed_dir / "samples.json") or {}
     row_key = (name, _configuration(recs))
@@ -481,8 +509,7 @@ def publish(run: str | Path, dest: str | Path) -> list[Path]:
     import shutil
 
     run, dest = Path(run), Path(dest)
-    if not (run / "manifest.json").exists():
-        raise InputError(f"{run} is not a radiobench run directory (no manifest.json)")
+    read_manifest(run)
     made = not dest.exists()
     copied = []
     for pattern in PUBLISHED:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .leaderboard import collect, html_tables
+from .leaderboard import collect, html_tables, read_manifest
 from .types import RadioImages
 
 __all__ = ["write_report"]
@@ -90,6 +90,7 @@ def _loss_plot(curves: dict[str, Path], path: Path) -> None:
 
 def write_report(run: str | Path, out: Path | None = None) -> Path:
     run = Path(run)
+    read_manifest(run)  # before anything is written
     out = out or run / "report"
     out.mkdir(parents=True, exist_ok=True)
     figures: list[tuple[str, str]] = []

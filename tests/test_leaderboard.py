@@ -420,3 +420,26 @@ def test_csv_header_and_values_round_trip_to_the_stored_numbers(format_run, caps
     assert [by[("vae_2", "fid_byol")][k] for k in costs] == ["2500000.0", "1.5", "0.25"]  # a run made before
     assert main(["leaderboard", str(run), "--format", "csv"]) == 0
     assert capsys.readouterr().out == text
+
+
+@pytest.mark.parametrize("manifest", ["{not json", "[]", '{"identity": {}}'])
+def test_a_broken_manifest_is_one_clear_error_and_writes_nothing(tmp_path, capsys, manifest):
+    run = make_run(tmp_path / "run", {"reference": {0: {"metrics": [rec("mean_w1", 0.1)]}}})
+    (run / "manifest.json").write_text(manifest)
+    for argv in (["leaderboard", str(run)], ["report", str(run)], ["publish", str(run), "--to", str(tmp_path / "pub")]):
+        assert main(argv) == 2
+        assert "manifest.json" in capsys.readouterr().err
+    assert not (run / "report").exists() and not (tmp_path / "pub").exists()
+
+
+def test_report_of_a_missing_run_creates_nothing(tmp_path, capsys):
+    assert main(["report", str(tmp_path / "missing")]) == 2
+    assert not (tmp_path / "missing").exists()
+
+
+def test_an_unreadable_metric_record_is_a_failed_cell_not_a_value(tmp_path):
+    run = make_run(tmp_path / "run", {"reference": {0: {"metrics": [rec("mean_w1", 0.1)]}},
+                                      "edm": {0: {"metrics": [rec("mean_w1", 0.2), rec("pixel_w1", 0.3)]}}})
+    (run / "edm" / "seed-0" / "metrics" / "pixel_w1.json").write_text('{"status": "ok", "result": {"val')
+    cells = cells_of(collect([run])[0], "edm")
+    assert cells["mean_w1"].startswith("0.2") and cells["pixel_w1"].startswith("failed")
