@@ -110,6 +110,7 @@ class Generator(Plugin, ABC):
     # training data allow (the runner conditions on ``gen.supports``)
     supports: frozenset[str] = frozenset()
     reference: ClassVar[bool] = False  # True for honest reference rows (replay, pixel floor)
+    floor: ClassVar[bool] = False  # True for the structure-free reference a generator must beat
     # the declared options (``radiobench.options``): checked at construction, resolved per preset into
     # ``self.opt``; None: undeclared, the constructor's keywords are taken as they come
     OPTIONS: ClassVar[Options | None] = None

@@ -33,7 +33,6 @@ __all__ = ["Cell", "Table", "collect", "render", "html_tables", "publish", "FORM
 
 FORMATS = ("md", "csv", "tex", "html")
 REFERENCE_LABEL = "real ({} vs {})"
-FLOOR_ROW = "pixel_floor"  # the structure-free reference that a generator must beat on structure metrics
 CUSTODY = {  # row marks, explained in the table's notes
     "stale": "computed from another sample set or checkpoint than the row's current one",
     "foreign": "computed for another dataset version, preset or generator configuration than the row's",
@@ -93,6 +92,7 @@ class Row:
     cells: dict[str, Cell] = field(default_factory=dict)
     cost: dict[str, float] = field(default_factory=dict)
     seeds: set[int] = field(default_factory=set)
+    floor: bool = False  # the structure-free reference a generator must beat (``Generator.floor``)
 
     @property
     def marks(self) -> list[str]:
@@ -225,13 +225,12 @@ def _numbers_as_floats(obj: Any) -> Any:
     return float(obj) if isinstance(obj, int) and not isinstance(obj, bool) else obj
 
 
-def _is_reference_generator(name: str) -> bool:
-    if name == REFERENCE_ROW:
-        return True
+def _generator_flag(name: str, flag: str) -> bool:
+    """A generator plugin's class flag (``reference``, ``floor``); False for one that is not installed."""
     try:
         from .registry import registry
 
-        return bool(registry.generator(name).reference)
+        return bool(getattr(registry.generator(name), flag))
     except InputError:
         return False
 
@@ -272,7 +271,8 @@ def _build_table(key: tuple[str, str, str], g: dict[str, Any]) -> Table:
     rows: list[Row] = []
     for (name, config), by_metric in by_row.items():
         label = g["ref_label"] if name == REFERENCE_ROW else name if variants[name] == 1 else f"{name} [{config}]"
-        row = Row(name=label, reference=_is_reference_generator(name))
+        row = Row(name=label, reference=name == REFERENCE_ROW or _generator_flag(name, "reference"),
+                  floor=_generator_flag(name, "floor"))
         seed_failures = failed.get((name, config), [])
         row.seeds.update(e[0] for e in g["records"].get((name, config), []))
         row.seeds.update(s for s, _, _ in seed_failures)
@@ -346,7 +346,7 @@ def _mark(table: Table) -> None:
         if pool:
             best = max(pool, key=lambda rc: sign * rc[1].value)
             best[1].best = True
-        floor = next((c for r, c in contenders if r.name == FLOOR_ROW), None)
+        floor = next((c for r, c in contenders if r.floor), None)
         for _, c in pool:
             c.beats_floor = floor is not None and sign * c.value > sign * floor.value
     for mark, meaning in CUSTODY.items():

@@ -82,11 +82,12 @@ def test_published_results_rebuild_the_same_table(first_run, tmp_path):
 def test_cells_better_than_the_pixel_floor_are_marked():
     from radiobench.leaderboard import Cell, Row, Table, _mark
 
-    def row(name, reference, fid, ramis):
+    def row(name, reference, fid, ramis, floor=False):
         cells = {"fid": Cell(fid, fid - 1, fid + 1, 3, "ok"), "ramis": Cell(ramis, ramis - 0.1, ramis + 0.1, 3, "ok")}
-        return Row(name, reference, cells)
+        return Row(name, reference, cells, floor=floor)
 
-    rows = [row("pixel_floor", True, 80.0, 1.65), row("replay", True, 30.0, 2.1), row("gan", False, 60.0, 1.5),
+    # the floor is the row whose generator class says so (Generator.floor), whatever its name
+    rows = [row("pixel_floor", True, 80.0, 1.65, floor=True), row("replay", True, 30.0, 2.1), row("gan", False, 60.0, 1.5),
             row("vae", False, 90.0, 1.7)]
     table = Table("first", "cpu", "fp", 200, ["fid", "ramis"], {"fid": "lower", "ramis": "higher"}, rows, ["r"])
     _mark(table)
@@ -443,3 +444,10 @@ def test_an_unreadable_metric_record_is_a_failed_cell_not_a_value(tmp_path):
     (run / "edm" / "seed-0" / "metrics" / "pixel_w1.json").write_text('{"status": "ok", "result": {"val')
     cells = cells_of(collect([run])[0], "edm")
     assert cells["mean_w1"].startswith("0.2") and cells["pixel_w1"].startswith("failed")
+
+
+def test_the_floor_row_is_the_generator_whose_class_says_so():
+    from radiobench.leaderboard import _generator_flag
+
+    assert _generator_flag("pixel_floor", "floor") and not _generator_flag("replay", "floor")
+    assert not _generator_flag("edm", "floor") and not _generator_flag("not_installed", "floor")

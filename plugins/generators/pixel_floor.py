@@ -15,6 +15,7 @@ from .replay import TrainingSetGenerator
 class PixelFloor(TrainingSetGenerator):
     name = "pixel_floor"
     description = "reference: independent per-pixel draws from the training marginals (per class); no structure"
+    floor = True
 
     def sample_batch(self, conditions: Conditions, seeds: Sequence[int]) -> np.ndarray:
         shape = self.images.shape[1:]
