@@ -82,7 +82,8 @@ def test_augmentations():
     # geometry is shared by image and mask channels; blur/noise touch the image only
     img = torch.zeros(8, 1, 16, 16)
     img[:, :, 3:6, 9:13] = 1.0
-    aug = Augment(crop=(0.7, 1.0), max_angle=180, blur_sigma=(0.5, 1), noise_std=(0.01, 0.02), geometric_only_channels=1)
+    aug = Augment(crop=(0.7, 1.0), max_angle=180, blur_sigma=(0.5, 1), noise_std=(0.01, 0.02),
+                  geometric_only_channels=1)
     out = aug(torch.cat([img, img], 1), g())
     plain = Augment(crop=(0.7, 1.0), max_angle=180)(torch.cat([img, img], 1), g())
     torch.testing.assert_close(out[:, 1], plain[:, 1])
@@ -115,7 +116,8 @@ def test_fid_matches_independent_computation(n, d):
     iv = fid_bootstrap(a, b, 50, np.random.default_rng(1))
     assert iv.value == pytest.approx(ref, rel=1e-6) and iv.low <= iv.value <= iv.high
     # 1-d check against the closed form (mu1-mu2)^2 + (s1 - s2)^2
-    assert frechet_distance(np.array([1.0]), np.array([[4.0]]), np.array([3.0]), np.array([[1.0]])) == pytest.approx(4 + 1)
+    one_d = frechet_distance(np.array([1.0]), np.array([[4.0]]), np.array([3.0]), np.array([[1.0]]))
+    assert one_d == pytest.approx(4 + 1)
     # singular product: the eps retry keeps the result finite
     z = np.zeros((3, 3))
     assert np.isfinite(frechet_distance(np.zeros(3), z, np.ones(3), z))
@@ -139,12 +141,68 @@ def test_fingerprint_covers_data_config_seed(synth_ctx):
     cfg = KINDS["radio_cnn"].config("smoke") | {"lr": 1e-2}
     assert stable_hash(fingerprint_payload("radio_cnn", ctx, config=cfg), 16) != base
     assert stable_hash(fingerprint_payload("radio_cnn", ctx, seed=1), 16) != base
-    other = MetricContext("synthetic", "synthetic-smoke-test", ctx.train.subset(range(200)), ctx.preset, cache_dir=ctx.cache_dir)
+    other = MetricContext("synthetic", "synthetic-smoke-test", ctx.train.subset(range(200)), ctx.preset,
+                          cache_dir=ctx.cache_dir)
     assert stable_hash(fingerprint_payload("radio_cnn", other), 16) != base
     no_masks = MetricContext("x", "y", ds.load("test").subset(range(8)), ctx.preset, cache_dir=ctx.cache_dir)
     no_masks.train.masks = None
     with pytest.raises(InputError):
         fingerprint_payload("segmenter", no_masks)
+
+
+def test_builtin_evaluator_fingerprints_unchanged():
+    """Guards published results: each metric result records its evaluator's fingerprint, and
+    ``stale_evaluators`` compares it with the current one. These are the four built-in fingerprints (cpu
+    preset, synthetic 32x32, 64 train images) as computed before evaluator kinds became entry points (issue
+    17); a change here must be deliberate (a spec's ``version`` bump), never a side effect of a refactor."""
+    from radiobench.evaluators import current_fingerprint
+    from radiobench_plugins.datasets.synthetic import SyntheticDataset
+
+    ds = SyntheticDataset(resolution=32, n_train=64, n_valid=8, n_test=8)
+    ctx = MetricContext("synthetic", ds.fingerprint(), ds.load("train"), get_preset("cpu"))
+    assert ds.fingerprint() == "4d36dcd44a2cf6bf"  # the data itself (else the fingerprints below move with it)
+    assert {kind: current_fingerprint(kind, ctx) for kind in KINDS} == {
+        "byol": "4175789422565ebb", "classifier": "36e9a38604977979", "radio_cnn": "2e41dd6804192506",
+        "segmenter": "8fe681c6373f0837"}
+
+
+def test_evaluator_kinds_register_through_entry_points(synth_ctx, monkeypatch, capsys):
+    """Built-in kinds come from the ``radiobench.evaluators`` entry points like a third party's; a broken
+    one is reported (spec_for, ``radiobench evaluators list``) while the others keep working."""
+    from importlib.metadata import EntryPoint, entry_points
+    from types import ModuleType
+
+    from radiobench.evaluators import kinds as kinds_module
+    from radiobench.evaluators.cache import spec_for
+    from radiobench.evaluators.cli import cmd_list
+
+    group = "radiobench.evaluators"
+    assert {ep.name: ep.value for ep in entry_points(group=group)} == {
+        k: f"radiobench.evaluators.{k}:SPEC" for k in ("byol", "classifier", "radio_cnn", "segmenter")}
+    ctx, _ = synth_ctx
+    plugin = ModuleType("third_party_kinds")
+    plugin.SPEC = dataclasses.replace(KINDS["radio_cnn"], kind="tiny_cnn")
+    plugin.WRONG = KINDS["radio_cnn"]  # registered under another name than its kind
+    monkeypatch.setitem(sys.modules, "third_party_kinds", plugin)
+    extra = [EntryPoint("tiny_cnn", "third_party_kinds:SPEC", group), EntryPoint("gone", "no_such_module:SPEC", group),
+             EntryPoint("wrong", "third_party_kinds:WRONG", group)]
+    monkeypatch.setattr(kinds_module, "entry_points", lambda group: [*entry_points(group=group), *extra])
+    KINDS.refresh()
+    try:
+        assert list(KINDS) == ["byol", "classifier", "radio_cnn", "segmenter", "tiny_cnn"]
+        assert fingerprint_payload("tiny_cnn", ctx)["kind"] == "tiny_cnn"
+        assert sorted(KINDS.broken) == ["gone", "wrong"]
+        with pytest.raises(InputError, match="'gone' \\(no_such_module:SPEC\\) failed to load: ModuleNotFoundError"):
+            spec_for("gone")
+        with pytest.raises(InputError, match="not an EvaluatorSpec with kind 'wrong'"):
+            get_evaluator("wrong", ctx, train=False)
+        cmd_list(argparse.Namespace(cache_dir=str(ctx.cache_dir), json=True))
+        err = capsys.readouterr().err
+        assert "evaluator kind 'gone' (no_such_module:SPEC) failed to load" in err and "'wrong'" in err
+    finally:
+        monkeypatch.undo()
+        KINDS.refresh()
+    assert list(KINDS) == ["byol", "classifier", "radio_cnn", "segmenter"] and not KINDS.broken
 
 
 def test_cache_trains_once_and_reloads(synth_ctx):
@@ -247,7 +305,8 @@ def test_cli(synth_ctx, tmp_path, capsys):
     out = capsys.readouterr().out
     row = next(line for line in out.splitlines() if ev.fingerprint in line)
     assert ev.weights_sha256[:16] in row.split() and "weights" in out.splitlines()[0].split()
-    assert call("export", str(tmp_path / "x.tar"), "--fingerprint", ev.fingerprint, "--cache-dir", str(ctx.cache_dir)) == 0
+    assert call("export", str(tmp_path / "x.tar"), "--fingerprint", ev.fingerprint,
+                "--cache-dir", str(ctx.cache_dir)) == 0
     assert f"{ev.path.name}  weights sha256 {ev.weights_sha256}" in capsys.readouterr().out
     with tarfile.open(tmp_path / "x.tar") as tar:  # the archive carries the weights hash it is verified against
         meta = json.load(tar.extractfile(f"{ev.path.name}/metadata.json"))
@@ -258,9 +317,10 @@ def test_cli(synth_ctx, tmp_path, capsys):
     out = capsys.readouterr().out
     rows = json.loads(out[out.index("["):])
     assert [(r["fingerprint"], r["weights_sha256"]) for r in rows] == [(ev.fingerprint, ev.weights_sha256)]
-    args = parser.parse_args(["evaluators", "train", "--dataset", "synthetic", "--kinds", "radio_cnn", "--preset", "smoke",
-                              "--dataset-option", "n_train=16", "--dataset-option", "n_test=4", "--dataset-option",
-                              "n_valid=4", "--dataset-option", "resolution=16", "--cache-dir", str(tmp_path / "c3"), "-q"])
+    args = parser.parse_args(["evaluators", "train", "--dataset", "synthetic", "--kinds", "radio_cnn",
+                              "--preset", "smoke", "--dataset-option", "n_train=16", "--dataset-option", "n_test=4",
+                              "--dataset-option", "n_valid=4", "--dataset-option", "resolution=16",
+                              "--cache-dir", str(tmp_path / "c3"), "-q"])
     assert args.func(args) == 0
     assert "radio_cnn:" in capsys.readouterr().out
     assert len(list_evaluators(tmp_path / "c3")) == 1

@@ -8,8 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from radiobench import Metric, MetricContext, MetricResult, RadioImages
-from radiobench.evaluators import get_evaluator
-from radiobench.evaluators.features import bootstrap_mean, memo_apply, predict_proba
+from radiobench.evaluators.features import bootstrap_mean, evaluate_pair, predict_proba
 from radiobench.types import InputError
 
 __all__ = ["ClassifierAccuracy", "confusion_matrix"]
@@ -34,22 +33,20 @@ def _summary(true: np.ndarray, pred: np.ndarray, k: int, n_boot: int, rng) -> di
 
 class ClassifierAccuracy(Metric):
     name = "classifier_accuracy"
-    description = "accuracy of the paper-000 ResNet18 classifier on class-conditioned samples (real test accuracy beside it)"
+    description = "paper-000 ResNet18 classifier's accuracy on class-conditioned samples (real test accuracy beside it)"
     direction = "higher"
     requires = frozenset({"labels"})
     requires_conditioning = frozenset({"class"})
 
     def compute(self, real: RadioImages, generated: RadioImages, context: MetricContext) -> MetricResult:
-        if generated.labels is None:
-            raise InputError("classifier_accuracy needs generated images carrying the class labels they were conditioned on")
-        ev = get_evaluator("classifier", context)
+        ev, proba_g, proba_r = evaluate_pair(self, "classifier", real, generated, context, predict_proba,
+                                             "classifier_proba")
         names = ev.class_names
         for what, s in (("generated", generated), ("real", real)):
             if s.class_names is not None and tuple(s.class_names) != names:
                 raise InputError(f"{what} images name classes {s.class_names}; the classifier was trained on {names}")
         k = len(names)
-        pred_g = memo_apply(context, ev, generated.images, predict_proba, "classifier_proba").argmax(1)
-        pred_r = memo_apply(context, ev, real.images, predict_proba, "classifier_proba").argmax(1)
+        pred_g, pred_r = proba_g.argmax(1), proba_r.argmax(1)
         gen = _summary(generated.labels, pred_g, k, context.n_bootstrap, context.rng(self.name))
         ref = _summary(real.labels, pred_r, k, context.n_bootstrap, context.rng(self.name + "/real"))
         return MetricResult(

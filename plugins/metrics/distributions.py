@@ -4,7 +4,8 @@ and as the two-sample KS statistic, with 95% bootstrap CIs over images (radioben
 from __future__ import annotations
 
 import hashlib
-from typing import Callable, ClassVar
+from collections.abc import Callable
+from typing import ClassVar
 
 import numpy as np
 

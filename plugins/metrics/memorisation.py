@@ -3,8 +3,8 @@ training image, after aligning every image on its principal axis. Reported as th
 generated images whose nearest training image has SSIM above a threshold; the same share for the
 real held-out images (which cannot be copies) is the level a non-memorising generator shows.
 
-Global SSIM is high between any two sparse radio images (FIRST test images: median nearest-train
-SSIM ≈ 0.96), so a fixed threshold means little; the default threshold is the 95th percentile of
+Global SSIM is high between any two sparse radio images (benchmarks/README.md, "Memorisation
+threshold"), so a fixed threshold means little; the default threshold is the 95th percentile of
 the real reference images' nearest-train SSIM: the value is the share of generated images closer to
 a training image than 95% of real held-out images are (≈ 0.05 for a generator that does not copy).
 
@@ -68,7 +68,8 @@ def max_ssim(queries: np.ndarray, library: np.ndarray, chunk: int = 512) -> tupl
 
 class Memorisation(Metric):
     name = "memorisation"
-    description = "share of generated images whose nearest training image (aligned SSIM, paper 000 App. A) exceeds a threshold"
+    description = ("share of generated images whose nearest training image (aligned SSIM, paper 000 App. A) "
+                   "exceeds a threshold")
     direction = "lower"
 
     def __init__(self, threshold: float | None = None, quantile: float = 0.95, **options):

@@ -11,8 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from radiobench import Metric, MetricContext, MetricResult, RadioImages
-from radiobench.evaluators import get_evaluator
-from radiobench.evaluators.features import memo_apply, predict_proba
+from radiobench.evaluators.features import evaluate_pair, predict_proba
 
 __all__ = ["RAMIS", "ramis_score"]
 
@@ -29,14 +28,12 @@ def ramis_score(p: np.ndarray, weights: np.ndarray | None = None) -> float:
 
 class RAMIS(Metric):
     name = "ramis"
-    description = "radio morphology inception score exp(E KL(p(y|x)||p(y))) with a radio CNN (paper 003); max = #classes"
+    description = "radio morphology inception score exp(E KL(p(y|x)||p(y))), radio CNN of paper 003; max = #classes"
     direction = "higher"
     requires = frozenset({"labels"})
 
     def compute(self, real: RadioImages, generated: RadioImages, context: MetricContext) -> MetricResult:
-        ev = get_evaluator("radio_cnn", context)
-        pg = memo_apply(context, ev, generated.images, predict_proba, "radio_cnn_proba")
-        pr = memo_apply(context, ev, real.images, predict_proba, "radio_cnn_proba")
+        ev, pg, pr = evaluate_pair(self, "radio_cnn", real, generated, context, predict_proba, "radio_cnn_proba")
         value = ramis_score(pg)
         rng = context.rng(self.name)
         draws = np.array([

@@ -11,9 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from radiobench import Metric, MetricContext, MetricResult, RadioImages
-from radiobench.evaluators import get_evaluator
-from radiobench.evaluators.features import bootstrap_mean, memo_apply, predict_masks
-from radiobench.types import InputError
+from radiobench.evaluators.features import bootstrap_mean, evaluate_pair, predict_masks
 
 __all__ = ["SegmentationIoU", "per_image_iou"]
 
@@ -31,17 +29,16 @@ def per_image_iou(pred: np.ndarray, gt: np.ndarray) -> tuple[np.ndarray, np.ndar
 
 class SegmentationIoU(Metric):
     name = "segmentation_iou"
-    description = "mean per-image IoU between a U-Net's mask of each generated image and its conditioning mask (paper 001)"
+    description = ("mean per-image IoU between a U-Net's mask of each generated image and its conditioning mask "
+                   "(paper 001)")
     direction = "higher"
     requires = frozenset({"masks"})
     requires_conditioning = frozenset({"mask"})
 
     def compute(self, real: RadioImages, generated: RadioImages, context: MetricContext) -> MetricResult:
-        if generated.masks is None:
-            raise InputError("segmentation_iou needs generated images carrying the masks they were conditioned on")
-        ev = get_evaluator("segmenter", context)
-        iou_g, src_g = per_image_iou(memo_apply(context, ev, generated.images, predict_masks, "masks"), generated.masks > 0)
-        iou_r, src_r = per_image_iou(memo_apply(context, ev, real.images, predict_masks, "masks"), real.masks > 0)
+        ev, masks_g, masks_r = evaluate_pair(self, "segmenter", real, generated, context, predict_masks, "masks")
+        iou_g, src_g = per_image_iou(masks_g, generated.masks > 0)
+        iou_r, src_r = per_image_iou(masks_r, real.masks > 0)
         lo, hi = bootstrap_mean(iou_g, context.n_bootstrap, context.rng(self.name))
         rlo, rhi = bootstrap_mean(iou_r, context.n_bootstrap, context.rng(self.name + "/real"))
         nanmean = lambda v: float(np.nanmean(v)) if np.isfinite(v).any() else None  # noqa: E731

@@ -7,6 +7,7 @@
 ``classifier``: paper 000's ResNet18 classifier behind classifier_accuracy;
 ``radio_cnn``: the Tang et al. 2019 style CNN behind RAMIS (paper 003);
 ``segmenter``: U-Net behind segmentation_iou (paper 001).
+Kinds register through entry points (group ``radiobench.evaluators``, see ``kinds``), the built-ins included.
 """
 from . import cache
 from .cache import *  # noqa: F401,F403  (the public API is cache.__all__)

@@ -111,7 +111,8 @@ def degrade_blur(images, sigma: float):
         return images.copy()
     size = 2 * int(math.ceil(3 * sigma)) + 1
     x = torch.from_numpy(np.ascontiguousarray(images, np.float32))
-    out = gaussian_blur(x, torch.full((len(x),), float(sigma)), size=min(size, 2 * (min(x.shape[-2:]) // 2) - 1)).numpy()
+    size = min(size, 2 * (min(x.shape[-2:]) // 2) - 1)
+    out = gaussian_blur(x, torch.full((len(x),), float(sigma)), size=size).numpy()
     peak = out.reshape(len(out), -1).max(1)[:, None, None, None]
     return np.clip(np.where(peak > 0, out / np.maximum(peak, 1e-12), out), 0, 1).astype(np.float32)
 

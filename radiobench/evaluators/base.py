@@ -4,8 +4,9 @@ from __future__ import annotations
 import math
 import time
 import zlib
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import numpy as np
 import torch
@@ -15,8 +16,8 @@ from ..training import TrainingRun, batch_indices
 from ..types import InputError, RadioImages
 
 __all__ = [
-    "EvaluatorSpec", "step_generator", "class_weights", "fit_supervised", "plateau_scheduler", "total_steps",
-    "recalibrate_bn",
+    "EvaluatorSpec", "step_generator", "class_weights", "fit_supervised", "fit_classifier", "plateau_scheduler",
+    "total_steps", "recalibrate_bn",
 ]
 
 
@@ -40,7 +41,8 @@ class EvaluatorSpec:
 
     def config(self, preset: str) -> dict[str, Any]:
         if preset not in self.configs:
-            raise InputError(f"evaluator {self.kind!r} has no config for preset {preset!r}; one of {sorted(self.configs)}")
+            raise InputError(f"evaluator {self.kind!r} has no config for preset {preset!r}; "
+                             f"one of {sorted(self.configs)}")
         return dict(self.configs[preset])
 
 
@@ -77,7 +79,7 @@ def recalibrate_bn(model: nn.Module, images: torch.Tensor, batch_size: int = 128
     """Precise BN (Wu & Johnson 2021): recompute every BatchNorm layer's population statistics as the
     plain average over the un-augmented training images. Evaluators see un-augmented images, while the
     running averages kept during training describe augmented ones (bilinear rotation smooths, noise
-    adds variance); with those, the FIRST radio CNN fell from 77% to chance in eval mode."""
+    adds variance), and with those an evaluator can fall to chance in eval mode (benchmarks/README.md)."""
     bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     if not bns:
         return
@@ -154,3 +156,29 @@ def fit_supervised(
         "train_seconds": run.elapsed,
         "stopped_early": run.stopped_early,
     }
+
+
+def fit_classifier(
+    run: TrainingRun,
+    model: nn.Module,
+    opt: torch.optim.Optimizer,
+    train: RadioImages,
+    augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor],
+    *,
+    batch_size: int,
+    scheduler=None,
+) -> dict[str, Any]:
+    """fit_supervised for a classifier of the labelled ``train`` split (``model`` and ``opt`` as prepared by
+    ``run``): cross-entropy weighted by class_weights, each batch augmented by ``augment``."""
+    if train.labels is None or not train.class_names:
+        raise InputError("a classifier evaluator needs a labelled training split (labels and class names)")
+    x = torch.from_numpy(train.images).to(run.device)
+    y = torch.from_numpy(train.labels).to(run.device)
+    loss_fn = nn.CrossEntropyLoss(weight=class_weights(train.labels, len(train.class_names)).to(run.device))
+
+    def batch_loss(idx: np.ndarray, g: torch.Generator) -> torch.Tensor:
+        i = torch.from_numpy(idx).to(run.device)
+        return loss_fn(model(augment(x[i], g)), y[i])
+
+    return fit_supervised(run, model, opt, len(x), batch_loss, batch_size=batch_size, seed=run.seed,
+                          scheduler=scheduler, calibration=x)

@@ -9,7 +9,8 @@ Radio augmentations: flips, 90-degree rotations, small crops/rescales, mild blur
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import torch
@@ -29,7 +30,8 @@ AUGMENT = Augment(
 
 
 def mlp(d_in: int, hidden: int, d_out: int) -> nn.Sequential:
-    return nn.Sequential(nn.Linear(d_in, hidden), nn.BatchNorm1d(hidden), nn.ReLU(inplace=True), nn.Linear(hidden, d_out))
+    return nn.Sequential(nn.Linear(d_in, hidden), nn.BatchNorm1d(hidden), nn.ReLU(inplace=True),
+                         nn.Linear(hidden, d_out))
 
 
 class BYOL(nn.Module):
@@ -55,14 +57,16 @@ def build(config: Mapping[str, Any], info: Mapping[str, Any]) -> nn.Module:
 
 
 def fit(encoder: nn.Module, train, config: Mapping[str, Any], run: TrainingRun) -> dict[str, Any]:
+    assert isinstance(encoder, ResNet18)  # what build returns
     x = torch.from_numpy(train.images).to(run.device)
     model = BYOL(encoder, config["hidden"], config["proj"])
     opt = torch.optim.AdamW(model.parameters(), lr=config["lr"], weight_decay=config["weight_decay"])
     model, opt = run.prepare(model, opt)
-    target = EMA(nn.ModuleDict({"encoder": run.unwrap(model).encoder, "projector": run.unwrap(model).projector}), config["tau"])
-    run.resume(model=model, opt=opt, target=target)
     net = run.unwrap(model)
-    tgt_enc, tgt_proj = target.module["encoder"], target.module["projector"]
+    assert isinstance(net, BYOL)  # prepare moves or wraps the module, never replaces it
+    target = EMA(nn.ModuleDict({"encoder": net.encoder, "projector": net.projector}), config["tau"])
+    run.resume(model=model, opt=opt, target=target)  # in place
+    tgt_enc, tgt_proj = target.module.get_submodule("encoder"), target.module.get_submodule("projector")
     model.train()
     tgt_enc.train(), tgt_proj.train()
     for step in run:
@@ -93,7 +97,8 @@ def fit(encoder: nn.Module, train, config: Mapping[str, Any], run: TrainingRun) 
     }
 
 
-_BASE = dict(width=1.0, stem="imagenet", hidden=1024, proj=128, lr=1e-3, weight_decay=1e-6, tau=0.99, mixed_precision="no")
+_BASE = dict(width=1.0, stem="imagenet", hidden=1024, proj=128, lr=1e-3, weight_decay=1e-6, tau=0.99,
+             mixed_precision="no")
 SPEC = EvaluatorSpec(
     kind="byol",
     version=2,  # 2: batch-norm statistics recomputed on un-augmented images after training
@@ -102,7 +107,8 @@ SPEC = EvaluatorSpec(
     configs={
         "smoke": _BASE | dict(width=0.125, hidden=64, proj=32, batch_size=32, steps=30, checkpoint_every=1000),
         "cpu": _BASE | dict(batch_size=64, steps=300, checkpoint_every=50),
-        "paper": _BASE | dict(lr=3e-4, tau=0.996, batch_size=256, steps=20000, checkpoint_every=1000, mixed_precision="bf16"),
+        "paper": _BASE | dict(lr=3e-4, tau=0.996, batch_size=256, steps=20000, checkpoint_every=1000,
+                              mixed_precision="bf16"),
     },
     build=build,
     fit=fit,

@@ -50,8 +50,8 @@ from ..interfaces import MetricContext
 from ..store import atomic_path, read_json, sha256_bytes, sha256_file, stable_hash, write_json
 from ..training import TrainingRun
 from ..types import InputError, RadioImages
-from . import byol, classifier, radio_cnn, segmenter
 from .base import EvaluatorSpec, total_steps
+from .kinds import KINDS
 
 __all__ = [
     "KINDS",
@@ -69,7 +69,6 @@ __all__ = [
     "evaluator_root",
 ]
 
-KINDS: dict[str, EvaluatorSpec] = {s.kind: s for s in (byol.SPEC, classifier.SPEC, radio_cnn.SPEC, segmenter.SPEC)}
 FILES = ("weights.safetensors", "metadata.json", "losses.csv")
 REQUIRED_FILES = ("weights.safetensors", "metadata.json")
 MAX_FILE_BYTES = {"weights.safetensors": 256 << 20, "metadata.json": 1 << 20, "losses.csv": 16 << 20}
@@ -109,7 +108,10 @@ def evaluator_root(cache_dir: str | os.PathLike) -> Path:
 
 
 def spec_for(kind: str) -> EvaluatorSpec:
+    """The registered evaluator kind (radiobench.evaluators.kinds), or InputError saying why there is none."""
     if kind not in KINDS:
+        if kind in KINDS.broken:
+            raise InputError(f"evaluator kind {kind!r} {KINDS.broken[kind]}")
         raise InputError(f"unknown evaluator kind {kind!r}; one of {', '.join(KINDS)}")
     return KINDS[kind]
 
@@ -305,7 +307,7 @@ def _verified(path: Path, label: str) -> Evaluator:
         raise InputError(f"{label}/metadata.json: not valid JSON ({err})") from None
     meta = meta if isinstance(meta, dict) else {}
     kind, fp, payload = meta.get("kind"), meta.get("fingerprint"), meta.get("payload")
-    if (not isinstance(payload, dict) or kind not in KINDS or payload.get("kind") != kind
+    if (not isinstance(kind, str) or not isinstance(payload, dict) or kind not in KINDS or payload.get("kind") != kind
             or not isinstance(payload.get("config"), dict) or not isinstance(payload.get("resolution"), list)):
         raise InputError(f"{label}/metadata.json: does not describe a known evaluator (kind, fingerprint, payload)")
     if stable_hash(payload, 16) != fp:

@@ -6,22 +6,21 @@ noise (std ~ U(1e-4, 0.1)), crop of 0.9-1 of the side resampled to full size, ro
 vertical flip.
 
 The `cpu` config trains 30 of the 200 epochs with the paper's geometric augmentations only: at that
-budget the blur and noise augmentations leave the classifier underfit (65 % valid accuracy against
-76 % without them) and willing to label pixel speckle as a source (a pixel-statistics floor set scored
-62 %, against 32 % without them); benchmarks/classifier_accuracy.py measures both.
+budget the blur and noise augmentations leave the classifier underfit and willing to label pixel speckle
+as a source (benchmarks/README.md; benchmarks/classifier_accuracy.py measures both).
 """
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
 from ..training import TrainingRun
 from ..types import InputError, RadioImages
 from .augment import Augment
-from .base import EvaluatorSpec, class_weights, fit_supervised, plateau_scheduler
+from .base import EvaluatorSpec, fit_classifier, plateau_scheduler
 from .resnet import ResNet18
 
 __all__ = ["ResNetClassifier", "SPEC", "PAPER_AUGMENT"]
@@ -34,12 +33,14 @@ PAPER_AUGMENT = Augment(
 class ResNetClassifier(nn.Module):
     """logits = W2 · drop(W1 · drop(BN(f(x))) + b1) + b2, f = ResNet18 average-pooled features."""
 
-    def __init__(self, n_classes: int, width: float = 1.0, stem: str = "imagenet", hidden: int = 256, dropout: float = 0.5):
+    def __init__(self, n_classes: int, width: float = 1.0, stem: str = "imagenet", hidden: int = 256,
+                 dropout: float = 0.5):
         super().__init__()
         self.encoder = ResNet18(1, width, stem)
         d = self.encoder.feature_dim
         self.head = nn.Sequential(
-            nn.BatchNorm1d(d), nn.Dropout(dropout), nn.Linear(d, hidden), nn.Dropout(dropout), nn.Linear(hidden, n_classes)
+            nn.BatchNorm1d(d), nn.Dropout(dropout), nn.Linear(d, hidden), nn.Dropout(dropout),
+            nn.Linear(hidden, n_classes)
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -60,21 +61,10 @@ def augment_from(config: Mapping[str, Any]) -> Augment:
 
 
 def fit(model: nn.Module, train: RadioImages, config: Mapping[str, Any], run: TrainingRun) -> dict[str, Any]:
-    if train.labels is None:
-        raise InputError("the classifier needs a labelled training split")
-    x = torch.from_numpy(train.images).to(run.device)
-    y = torch.from_numpy(train.labels).to(run.device)
     aug = augment_from(config)
     model, opt = run.prepare(model, torch.optim.Adam(model.parameters(), lr=config["lr"]))
-    sched = plateau_scheduler(opt, config)
-    loss_fn = nn.CrossEntropyLoss(weight=class_weights(train.labels, len(train.class_names)).to(run.device))
-
-    def batch_loss(idx: np.ndarray, g: torch.Generator) -> torch.Tensor:
-        i = torch.from_numpy(idx).to(run.device)
-        return loss_fn(model(aug(x[i], g)), y[i])
-
-    return fit_supervised(run, model, opt, len(x), batch_loss, batch_size=config["batch_size"], seed=run.seed,
-                          scheduler=sched, calibration=x)
+    return fit_classifier(run, model, opt, train, aug, batch_size=config["batch_size"],
+                          scheduler=plateau_scheduler(opt, config))
 
 
 _PAPER = dict(
@@ -82,17 +72,14 @@ _PAPER = dict(
     lr_factor=0.135, lr_patience=50, lr_min=1e-5, augment="paper", mixed_precision="bf16",
 )
 SPEC = EvaluatorSpec(
-    kind="classifier",
-    version=2,  # 2: batch-norm statistics recomputed on un-augmented images after training
+    kind="classifier", version=2, requires=frozenset({"labels"}),  # 2: batch norm recalibrated after training
     description="paper 000 ResNet18 + linear head morphology classifier (classifier_accuracy)",
-    requires=frozenset({"labels"}),
     configs={
         "smoke": _PAPER | dict(width=0.125, hidden=64, dropout=0.2, lr=3e-3, batch_size=32, steps=60, lr_patience=5,
                               mixed_precision="no"),
         "cpu": _PAPER | dict(epochs=30, lr_patience=8, mixed_precision="no", augment="geometric"),
         "paper": _PAPER,
     },
-    build=build,
-    fit=fit,
+    build=build, fit=fit,
     notes="ReduceLROnPlateau steps on the epoch's mean training loss (the context holds the train split only)",
 )

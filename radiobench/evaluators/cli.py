@@ -39,7 +39,7 @@ def cmd_train(args) -> int:
     from ..presets import get_preset
     from ..registry import registry
     from ..types import InputError
-    from .cache import KINDS, get_evaluator
+    from .cache import KINDS, get_evaluator, spec_for
 
     preset = get_preset(args.preset)
     opts = _kv(args.dataset_option)
@@ -50,9 +50,7 @@ def cmd_train(args) -> int:
                         device=args.device or default_device(), cache_dir=_cache_dir(args))
     kinds = args.kinds.split(",") if args.kinds else list(KINDS)
     for kind in kinds:
-        if kind not in KINDS:
-            raise InputError(f"unknown evaluator kind {kind!r}; one of {', '.join(KINDS)}")
-        missing = [r for r in sorted(KINDS[kind].requires) if getattr(train, r) is None]
+        missing = [r for r in sorted(spec_for(kind).requires) if getattr(train, r) is None]
         if missing:
             if args.kinds:
                 raise InputError(f"dataset {args.dataset!r} has no {missing[0]}: cannot train {kind!r}")
@@ -66,8 +64,10 @@ def cmd_train(args) -> int:
 
 
 def cmd_list(args) -> int:
-    from .cache import list_evaluators
+    from .cache import KINDS, list_evaluators
 
+    for kind, why in KINDS.broken.items():
+        print(f"evaluator kind {kind!r} {why}", file=sys.stderr)
     rows = list_evaluators(_cache_dir(args))
     if args.json:
         print(json.dumps(rows, indent=2))
@@ -130,7 +130,7 @@ def add_subparser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPa
     s.add_argument("--dataset", required=True)
     s.add_argument("--preset", default="smoke")
     s.add_argument("--kinds",
-                   help="comma-separated: byol,classifier,radio_cnn,segmenter (default: all the dataset supports)")
+                   help="comma-separated, e.g. byol,classifier,radio_cnn,segmenter (default: all the dataset supports)")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--data-dir")
     s.add_argument("--dataset-option", action="append", default=[], metavar="KEY=VALUE")

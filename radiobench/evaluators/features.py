@@ -5,15 +5,28 @@ image's output depends on that image alone, never on the batch it was computed i
 """
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
 import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["apply", "embed", "predict_proba", "predict_masks", "memo_apply", "bootstrap_mean"]
+from ..types import InputError, RadioImages
+from .cache import Evaluator, get_evaluator
+
+if TYPE_CHECKING:
+    from ..interfaces import Metric, MetricContext
+
+__all__ = ["apply", "embed", "predict_proba", "predict_masks", "memo_apply", "evaluate_pair", "bootstrap_mean"]
+
+# Metric.requires_conditioning (Conditions.kinds) -> the RadioImages field a conditioned sample carries it in
+CONDITIONING_FIELDS = {"class": "labels", "mask": "masks", "flux": "peak_flux"}
 
 
 @torch.no_grad()
-def apply(module: nn.Module, images: np.ndarray, batch_size: int = 256, device: str | torch.device = "cpu") -> np.ndarray:
+def apply(module: nn.Module, images: np.ndarray, batch_size: int = 256,
+          device: str | torch.device = "cpu") -> np.ndarray:
     """module(x) over (N, 1, H, W) float32 images in batches, in float32, returned as float64 numpy."""
     was_training = module.training
     module.eval()
@@ -58,12 +71,28 @@ def memo_apply(context, evaluator, images: np.ndarray, fn, tag: str) -> np.ndarr
     return context.remember(key, lambda: fn(evaluator.module, images, device=context.device))
 
 
-def bootstrap_mean(values: np.ndarray, n_boot: int, rng: np.random.Generator, alpha: float = 0.05) -> tuple[float, float]:
+def evaluate_pair(
+    metric: Metric, kind: str, real: RadioImages, generated: RadioImages, context: MetricContext,
+    fn: Callable[..., np.ndarray], tag: str,
+) -> tuple[Evaluator, np.ndarray, np.ndarray]:
+    """(evaluator ``kind``, fn on the generated images, fn on the real images), memoised by memo_apply, after
+    checking that the generated images carry what ``metric`` needs them conditioned on."""
+    for need in sorted(metric.requires_conditioning):
+        field = CONDITIONING_FIELDS.get(need)
+        if field is not None and getattr(generated, field) is None:
+            raise InputError(f"{metric.name} needs generated images carrying the {field} they were conditioned on")
+    ev = get_evaluator(kind, context)
+    return ev, memo_apply(context, ev, generated.images, fn, tag), memo_apply(context, ev, real.images, fn, tag)
+
+
+def bootstrap_mean(values: np.ndarray, n_boot: int, rng: np.random.Generator,
+                   alpha: float = 0.05) -> tuple[float, float]:
     """Percentile bootstrap interval of the mean of per-image values."""
     v = np.asarray(values, np.float64)
     if n_boot == 0 or len(v) == 0:
         m = float(v.mean()) if len(v) else float("nan")
         return m, m
-    draws = np.concatenate([v[rng.integers(0, len(v), (min(200, n_boot - b), len(v)))].mean(1) for b in range(0, n_boot, 200)])
+    draws = np.concatenate([v[rng.integers(0, len(v), (min(200, n_boot - b), len(v)))].mean(1)
+                            for b in range(0, n_boot, 200)])
     lo, hi = np.quantile(draws, [alpha / 2, 1 - alpha / 2])
     return float(lo), float(hi)

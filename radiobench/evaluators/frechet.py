@@ -40,7 +40,8 @@ def gaussian_stats(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return f.mean(0), np.cov(f, rowvar=False)
 
 
-def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray, eps: float = 1e-6) -> float:
+def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray,
+                     eps: float = 1e-6) -> float:
     """FID from Gaussian statistics with a guarded matrix square root: scipy.linalg.sqrtm; if it is not
     finite, retry on (S_1 + eps I)(S_2 + eps I); keep the real part (rounding leaves tiny imaginary parts)."""
     mu1, mu2 = np.atleast_1d(mu1).astype(np.float64), np.atleast_1d(mu2).astype(np.float64)
@@ -93,8 +94,8 @@ def _half_samples(n_real: int, n_gen: int, n_draws: int, rng: np.random.Generato
     """Index pairs of half-samples drawn without replacement from each set.
 
     Resampling with replacement duplicates images, and a duplicated pair looks like two identical
-    images: it inflates KID's off-diagonal kernel sums and shrinks FID's covariances (at N = 200 < d = 512
-    a bootstrap FID interval spanned [0, 109] around a real-vs-real FID of 24). A half-sample without
+    images: it inflates KID's off-diagonal kernel sums and shrinks FID's covariances, so the interval
+    drifts far from the statistic (benchmarks/README.md, "FID/KID intervals"). A half-sample without
     replacement has no duplicates, and for a mean-like statistic its variance, σ²/m · (1 − m/N) with
     m = N/2, equals the full sample's σ²/N (half-sampling)."""
     for _ in range(n_draws):
@@ -113,7 +114,8 @@ def _centred(value: float, draws: np.ndarray, alpha: float) -> tuple[float, floa
     return float(lo - shift), float(hi - shift)
 
 
-def fid_bootstrap(real: np.ndarray, generated: np.ndarray, n_boot: int, rng: np.random.Generator, alpha: float = 0.05) -> Interval:
+def fid_bootstrap(real: np.ndarray, generated: np.ndarray, n_boot: int, rng: np.random.Generator,
+                  alpha: float = 0.05) -> Interval:
     """FID with a half-sampling CI over both sets (the features are computed once)."""
     real, generated = np.asarray(real, np.float64), np.asarray(generated, np.float64)
     value = fid_from_features(real, generated)
@@ -141,7 +143,8 @@ def kid_from_features(real: np.ndarray, generated: np.ndarray) -> float:
     return _mmd2_unbiased(_polynomial_kernel(x, x), _polynomial_kernel(y, y), _polynomial_kernel(x, y))
 
 
-def kid_bootstrap(real: np.ndarray, generated: np.ndarray, n_boot: int, rng: np.random.Generator, alpha: float = 0.05) -> Interval:
+def kid_bootstrap(real: np.ndarray, generated: np.ndarray, n_boot: int, rng: np.random.Generator,
+                  alpha: float = 0.05) -> Interval:
     """KID with a half-sampling CI: the kernel matrices are computed once and indexed by each half-sample."""
     x, y = np.asarray(real, np.float64), np.asarray(generated, np.float64)
     kxx, kyy, kxy = _polynomial_kernel(x, x), _polynomial_kernel(y, y), _polynomial_kernel(x, y)

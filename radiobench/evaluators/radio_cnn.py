@@ -9,16 +9,16 @@ ignore them.
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
 from ..training import TrainingRun
-from ..types import InputError, RadioImages
+from ..types import RadioImages
 from .augment import Augment
-from .base import EvaluatorSpec, class_weights, fit_supervised
+from .base import EvaluatorSpec, fit_classifier
 
 __all__ = ["RadioCNN", "SPEC"]
 
@@ -29,7 +29,8 @@ CHANNELS = (16, 32, 64, 64, 32)
 class RadioCNN(nn.Module):
     """[conv-BN-ReLU-maxpool] x 5 -> flatten -> FC-ReLU-dropout -> FC-ReLU-dropout -> FC (logits)."""
 
-    def __init__(self, n_classes: int, resolution: tuple[int, int], width: float = 1.0, hidden: int = 256, dropout: float = 0.5):
+    def __init__(self, n_classes: int, resolution: tuple[int, int], width: float = 1.0, hidden: int = 256,
+                 dropout: float = 0.5):
         super().__init__()
         layers, c, (h, w) = [], 1, resolution
         for k, c_out in zip(KERNELS, CHANNELS):
@@ -57,27 +58,15 @@ AUGMENT = Augment(flip_h=True, rot90=True, max_angle=180.0)
 
 
 def fit(model: nn.Module, train: RadioImages, config: Mapping[str, Any], run: TrainingRun) -> dict[str, Any]:
-    if train.labels is None:
-        raise InputError("the RAMIS classifier needs a labelled training split")
-    x = torch.from_numpy(train.images).to(run.device)
-    y = torch.from_numpy(train.labels).to(run.device)
     optim = {"adam": torch.optim.Adam, "adagrad": torch.optim.Adagrad}[config["optimizer"]]
     model, opt = run.prepare(model, optim(model.parameters(), lr=config["lr"]))
-    loss_fn = nn.CrossEntropyLoss(weight=class_weights(train.labels, len(train.class_names)).to(run.device))
-
-    def batch_loss(idx: np.ndarray, g: torch.Generator) -> torch.Tensor:
-        i = torch.from_numpy(idx).to(run.device)
-        return loss_fn(model(AUGMENT(x[i], g)), y[i])
-
-    return fit_supervised(run, model, opt, len(x), batch_loss, batch_size=config["batch_size"], seed=run.seed, calibration=x)
+    return fit_classifier(run, model, opt, train, AUGMENT, batch_size=config["batch_size"])
 
 
 _BASE = dict(width=1.0, hidden=256, dropout=0.5, optimizer="adam", lr=1e-3, batch_size=64, mixed_precision="no")
 SPEC = EvaluatorSpec(
-    kind="radio_cnn",
-    version=2,  # 2: batch-norm statistics recomputed on un-augmented images after training
+    kind="radio_cnn", version=2, requires=frozenset({"labels"}),  # 2: batch norm recalibrated after training
     description="Tang et al. 2019 style 5-conv/3-FC radio classifier behind RAMIS (paper 003)",
-    requires=frozenset({"labels"}),
     configs={
         "smoke": _BASE | dict(width=0.25, hidden=64, dropout=0.2, lr=3e-3, batch_size=32, steps=60),
         "cpu": _BASE | dict(epochs=40),
@@ -85,6 +74,5 @@ SPEC = EvaluatorSpec(
         # random rotations are drawn online here, so the epochs count passes over the unrotated set
         "paper": _BASE | dict(optimizer="adagrad", epochs=300, mixed_precision="bf16"),
     },
-    build=build,
-    fit=fit,
+    build=build, fit=fit,
 )

@@ -3,7 +3,8 @@
 cross-entropy + soft Dice; masks are binarised (source = mask > 0)."""
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import torch
@@ -36,7 +37,8 @@ class UNet(nn.Module):
         for ch in channels:
             self.down.append(double_conv(c, ch))
             c = ch
-        self.up = nn.ModuleList(double_conv(channels[i + 1] + channels[i], channels[i]) for i in reversed(range(len(channels) - 1)))
+        self.up = nn.ModuleList(double_conv(channels[i + 1] + channels[i], channels[i])
+                                for i in reversed(range(len(channels) - 1)))
         self.out = nn.Conv2d(channels[0], 1, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -80,15 +82,12 @@ def fit(model: nn.Module, train: RadioImages, config: Mapping[str, Any], run: Tr
 
 
 SPEC = EvaluatorSpec(
-    kind="segmenter",
-    version=2,  # 2: batch-norm statistics recomputed on un-augmented images after training
+    kind="segmenter", version=2, requires=frozenset({"masks"}),  # 2: batch norm recalibrated after training
     description="U-Net source segmenter behind segmentation_iou (paper 001 segmentation score)",
-    requires=frozenset({"masks"}),
     configs={
         "smoke": dict(channels=[4, 8, 16], lr=3e-3, batch_size=16, steps=30, mixed_precision="no"),
         "cpu": dict(channels=[16, 32, 64], lr=1e-3, batch_size=32, epochs=8, mixed_precision="no"),
         "paper": dict(channels=[32, 64, 128, 256], lr=1e-3, batch_size=32, epochs=100, mixed_precision="bf16"),
     },
-    build=build,
-    fit=fit,
+    build=build, fit=fit,
 )
