@@ -44,15 +44,22 @@ def _seeds(text: str) -> list[int]:
     return _distinct(seeds, text)
 
 
-def _positive_int(text: str) -> int:
-    """An integer >= 1 (argparse type)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, not {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1; got {value}")
-    return value
+def int_at_least(low: int):
+    """An argparse type: a whole number >= ``low``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be a whole number >= {low}, not {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be >= {low}; got {value}")
+        return value
+
+    return parse
+
+
+_positive_int = int_at_least(1)
 
 
 def _value(text: str) -> Any:
@@ -77,6 +84,14 @@ def _options(pairs: Sequence[str], scoped: bool = False) -> dict[str, Any]:
         else:
             out[key] = _value(val)
     return out
+
+
+def dataset_options(pairs: Sequence[str]) -> dict[str, Any]:
+    """``--dataset-option`` pairs; the data folder has its own flag."""
+    opts = _options(pairs)
+    if "data_dir" in opts:
+        raise InputError("give the data folder as --data-dir, not as --dataset-option data_dir=...")
+    return opts
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -120,15 +135,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         preset=args.preset,
         seeds=args.seeds,
         data_dir=args.data_dir,
-        dataset_options=_options(args.dataset_option),
+        dataset_options=dataset_options(args.dataset_option),
         generator_options=_options(args.generator_option, scoped=True),
         device=args.device,
         batch_size=args.batch_size,
         reference=not args.no_reference,
         progress=not args.quiet,
     )
-    if "data_dir" in config.dataset_options:
-        raise InputError("give the data folder as --data-dir, not as --dataset-option data_dir=...")
     unknown = set(config.generator_options) - set(config.generators)
     if unknown:
         raise InputError(f"options given for generators not in --generators: {sorted(unknown)}")

@@ -121,3 +121,13 @@ def test_os_errors_on_user_paths_are_clean_but_others_are_not_swallowed(capsys, 
     monkeypatch.setattr(cli, "cmd_report", fails_on("/somewhere/else/internal.json"))  # a bug, not user input
     with pytest.raises(PermissionError):
         main(["report", str(tmp_path / "run")])
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["evaluators", "train", "--dataset", "synthetic", "--dataset-option", "data_dir=x"], "--data-dir, not as"),
+    (["evaluators", "train", "--dataset", "synthetic", "--seed", "-1"], "--seed: must be >= 0; got -1"),
+    (["evaluators", "list", "--cache-dir", "a-file"], "a-file is a file, not a folder"),
+])
+def test_evaluator_commands_refuse_bad_values(capsys, argv, message):
+    Path("a-file").write_text("not a cache")
+    assert message in _refused(capsys, *argv)

@@ -10,28 +10,19 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ..cli import dataset_options, int_at_least
+
 __all__ = ["add_subparser"]
-
-
-def _kv(pairs: list[str]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, val = pair.partition("=")
-        if not sep:
-            from ..types import InputError
-
-            raise InputError(f"option {pair!r} must look like key=value")
-        try:
-            out[key] = json.loads(val)
-        except json.JSONDecodeError:
-            out[key] = val
-    return out
 
 
 def _cache_dir(args) -> Any:
     from ..interfaces import default_cache_dir
+    from ..types import InputError
 
-    return Path(args.cache_dir) if args.cache_dir else default_cache_dir()
+    path = Path(args.cache_dir) if args.cache_dir else default_cache_dir()
+    if path.exists() and not path.is_dir():
+        raise InputError(f"--cache-dir {path} is a file, not a folder")
+    return path
 
 
 def cmd_train(args) -> int:
@@ -42,7 +33,7 @@ def cmd_train(args) -> int:
     from .cache import KINDS, get_evaluator, spec_for
 
     preset = get_preset(args.preset)
-    opts = _kv(args.dataset_option)
+    opts = dataset_options(args.dataset_option)
     resolution = opts.pop("resolution", preset.resolution)
     dataset = registry.dataset(args.dataset)(resolution=resolution, data_dir=args.data_dir, **opts)
     train = dataset.load(dataset.train_split)
@@ -131,7 +122,7 @@ def add_subparser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPa
     s.add_argument("--preset", default="smoke")
     s.add_argument("--kinds",
                    help="comma-separated, e.g. byol,classifier,radio_cnn,segmenter (default: all the dataset supports)")
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--seed", type=int_at_least(0), default=0)
     s.add_argument("--data-dir")
     s.add_argument("--dataset-option", action="append", default=[], metavar="KEY=VALUE")
     s.add_argument("--device")
