@@ -17,7 +17,7 @@ __all__ = ["SURVEY_THRESHOLD", "POSTPROCESSING", "survey_threshold", "peak_norma
 
 # Level (in [0, 1] image units) below which ``zero_below="auto"`` sets sampled pixels to 0 on thresholded
 # surveys: FIRST cutouts are exactly 0 below 3x the local rms (paper 000 Sect. 3.2), a cpu-trained
-# generator leaves a haze of ~0.01 there instead (benchmarks/README.md, "EDM background haze").
+# generator leaves a faint haze there instead (benchmarks/README.md, "Background haze and the learned metrics").
 SURVEY_THRESHOLD = 0.02
 
 # the two options, for a generator's OPTIONS: ``zero_below`` defaults to the preset's survey threshold,

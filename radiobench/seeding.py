@@ -3,7 +3,7 @@ sample never depends on the batch size it was drawn in (as NVlabs/edm's StackedR
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -26,21 +26,20 @@ class PerImageRandom:
         self.device = torch.device(device)
         self.generators = [torch.Generator(self.device).manual_seed(int(s) % (2**63)) for s in seeds]
 
+    def _stacked(self, draw: Callable[[torch.Generator], torch.Tensor]) -> torch.Tensor:
+        return torch.stack([draw(g) for g in self.generators])
+
     def randn(self, shape: Sequence[int], dtype: torch.dtype = torch.float32) -> torch.Tensor:
         """Standard normal noise of shape (len(seeds), *shape)."""
-        return torch.stack(
-            [torch.randn(tuple(shape), generator=g, device=self.device, dtype=dtype) for g in self.generators]
-        )
+        return self._stacked(lambda g: torch.randn(tuple(shape), generator=g, device=self.device, dtype=dtype))
 
     def rand(self, shape: Sequence[int], dtype: torch.dtype = torch.float32) -> torch.Tensor:
-        return torch.stack(
-            [torch.rand(tuple(shape), generator=g, device=self.device, dtype=dtype) for g in self.generators]
-        )
+        """Uniform [0, 1) draws of shape (len(seeds), *shape)."""
+        return self._stacked(lambda g: torch.rand(tuple(shape), generator=g, device=self.device, dtype=dtype))
 
     def randint(self, high: int, shape: Sequence[int] = ()) -> torch.Tensor:
-        return torch.stack(
-            [torch.randint(high, tuple(shape), generator=g, device=self.device) for g in self.generators]
-        )
+        """Integers in [0, high) of shape (len(seeds), *shape)."""
+        return self._stacked(lambda g: torch.randint(high, tuple(shape), generator=g, device=self.device))
 
 
 def seed_everything(seed: int) -> torch.Generator:

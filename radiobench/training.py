@@ -62,7 +62,7 @@ class TrainingRun:
         for step in run:                      # from ``start`` to ``steps``
             with run.autocast():
                 loss = ...
-            run.backward(loss); opt.step(); opt.zero_grad()
+            run.optimizer_step(opt, loss)
             run.log(step, loss=loss.item())
             run.maybe_checkpoint(step, model=model, opt=opt, ema=ema)
     """
@@ -124,6 +124,12 @@ class TrainingRun:
             self.accelerator.backward(loss)
         else:
             loss.backward()
+
+    def optimizer_step(self, optimizer: torch.optim.Optimizer, loss: torch.Tensor) -> None:
+        """One update: clear ``optimizer``'s gradients, backpropagate ``loss`` and step."""
+        optimizer.zero_grad(set_to_none=True)
+        self.backward(loss)
+        optimizer.step()
 
     # -- checkpoints ----------------------------------------------------------------------
     @property

@@ -32,6 +32,19 @@ def first64(tmp_path_factory) -> RadioImages:
     return RadioImages(images=d.images[:64], labels=d.labels[:64], class_names=d.class_names, survey=d.survey)
 
 
+def check_seeds_and_save_load(g, fresh, cond: Conditions, seed: int, batch_size: int, tmp_path, atol: float):
+    """Samples of the fitted ``g`` do not depend on batching, do on the seed, and come back identical from
+    ``fresh`` after save/load; returns them."""
+    a = g.sample(cond, seed=seed, batch_size=cond.n).images
+    assert np.allclose(a, g.sample(cond, seed=seed, batch_size=batch_size).images, atol=atol)
+    assert not np.allclose(a, g.sample(cond, seed=seed + 1, batch_size=cond.n).images)
+    g.save(tmp_path)
+    fresh.load(tmp_path)
+    assert np.array_equal(a, fresh.sample(cond, seed=seed, batch_size=cond.n).images)
+    assert fresh.num_parameters() == g.num_parameters() > 0
+    return a
+
+
 def toy(n: int = 32, size: int = 16, labels: bool = True) -> RadioImages:
     rng = np.random.default_rng(0)
     x = rng.uniform(0, 1, (n, 1, size, size)).astype(np.float32) ** 8
@@ -152,15 +165,9 @@ def test_seeds_batch_size_save_load(tmp_path):
     g = CVAE(preset="smoke", steps=5, progress=False)
     g.fit(toy(), seed=1)
     cond = Conditions(n=7, labels=np.array([0, 1, 1, 0, 1, 0, 0]), class_names=("a", "b"))
-    a = g.sample(cond, seed=5, batch_size=7).images
-    assert np.allclose(a, g.sample(cond, seed=5, batch_size=2).images, atol=1e-6)  # independent of batching
-    assert np.array_equal(a, g.sample(cond, seed=5, batch_size=7).images)  # eval mode: no dropout noise
-    assert not np.allclose(a, g.sample(cond, seed=6, batch_size=7).images)
-    g.save(tmp_path)
     h = CVAE(preset="smoke")
-    h.load(tmp_path)
-    assert np.array_equal(a, h.sample(cond, seed=5, batch_size=7).images)
-    assert h.num_parameters() == g.num_parameters() > 0
+    a = check_seeds_and_save_load(g, h, cond, seed=5, batch_size=2, tmp_path=tmp_path, atol=1e-6)
+    assert np.array_equal(a, g.sample(cond, seed=5, batch_size=7).images)  # eval mode: no dropout noise
     assert h.cost().train_steps == g.cost().train_steps == 5 and h.config() == g.config()
     # a conditional model asked for no class draws one per image from the class frequencies
     free = g.sample(Conditions(n=6), seed=5, batch_size=6).images

@@ -8,8 +8,13 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from test_cvae import (
+    check_seeds_and_save_load,
+    one_thread,  # noqa: F401 (autouse fixture: one intra-op thread)
+)
+from test_cvae import toy as cvae_toy
 
-from radiobench.types import Conditions, InputError, RadioImages, SurveyInfo
+from radiobench.types import Conditions, InputError, RadioImages
 from radiobench_plugins.generators._torch import EqConv2d, MinibatchStd, grid_for, pixel_norm
 from radiobench_plugins.generators.cvae import CVAE
 from radiobench_plugins.generators.dcgan import DCGAN, DCDiscriminator, DCGenerator
@@ -18,19 +23,8 @@ from radiobench_plugins.generators.pggan import PGGAN, PGDiscriminator, PGGenera
 GANS = [DCGAN, PGGAN]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One intra-op thread: on a shared, loaded 2-core machine two spinning threads run several times slower."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def toy(n: int = 32, size: int = 40) -> RadioImages:
-    rng = np.random.default_rng(0)
-    x = rng.uniform(0, 1, (n, 1, size, size)).astype(np.float32) ** 8
-    return RadioImages(images=x, survey=SurveyInfo("toy"), labels=np.arange(n) % 2, class_names=("a", "b"))
+    return cvae_toy(n, size)
 
 
 def test_grid_for_lands_on_the_dataset_side():
@@ -115,15 +109,8 @@ def test_samples_range_seeds_and_save_load(cls, tmp_path):
     g = cls(preset="smoke", steps=4, progress=False)
     g.fit(toy(), seed=0)
     cond = Conditions(n=6, labels=np.array([0, 1, 1, 0, 0, 1]), class_names=("a", "b"))
-    a = g.sample(cond, seed=2, batch_size=6).images
+    a = check_seeds_and_save_load(g, cls(preset="smoke"), cond, seed=2, batch_size=4, tmp_path=tmp_path, atol=1e-5)
     assert a.shape == (6, 1, 40, 40) and 0 <= a.min() and a.max() <= 1
-    assert np.allclose(a, g.sample(cond, seed=2, batch_size=4).images, atol=1e-5)  # independent of batching
-    assert not np.allclose(a, g.sample(cond, seed=3, batch_size=6).images)
-    g.save(tmp_path)
-    h = cls(preset="smoke")
-    h.load(tmp_path)
-    assert np.array_equal(a, h.sample(cond, seed=2, batch_size=6).images)
-    assert h.num_parameters() == g.num_parameters() > 0
     free = g.sample(Conditions(n=4), seed=2, batch_size=4).images  # classes drawn per image
     assert np.allclose(free[:1], g.sample(Conditions(n=1), seed=2).images, atol=1e-5)
     u = cls(preset="smoke", steps=1, conditional=False, progress=False)
@@ -275,3 +262,17 @@ def test_peak_normalisation_of_samples_follows_the_training_images():
     assert peak_normalised("auto", {"survey": units}) and not peak_normalised("auto", {"survey": {"units": "Jy"}})
     with pytest.raises(InputError, match="peak_normalise"):
         peak_normalised("yes", {})
+
+
+def test_configure_sampling_changes_a_fitted_gan_without_refitting():
+    g = DCGAN("smoke", device="cpu", progress=False)
+    g.fit(toy(size=20), seed=0)
+    before = g.sample(Conditions(n=4, labels=np.array([0, 1, 0, 1])), seed=1).images
+    g.configure_sampling(zero_below=0.5)
+    after = g.sample(Conditions(n=4, labels=np.array([0, 1, 0, 1])), seed=1).images
+    assert (before > 0).any() and (before < 0.5).any()  # the threshold has pixels to act on
+    assert np.array_equal(after, np.where(before < 0.5, 0, before))
+    with pytest.raises(InputError, match="not sampling options"):
+        g.configure_sampling(lr=1.0)
+    with pytest.raises(InputError, match="zero_below"):
+        g.configure_sampling(zero_below=2.0)

@@ -37,6 +37,7 @@ __all__ = [
     "TorchGenerator",
     "TORCH_OPTIONS",
     "PROBABILITY",
+    "POSITIVE",
     "grid_for",
     "one_hot",
     "EqLinear",
@@ -46,7 +47,7 @@ __all__ = [
 ]
 
 PROBABILITY = Option(float, low=0.0, high=1.0, high_open=True)  # dropout, Adam's β, EMA decay
-_POSITIVE = Option(float, low=0.0, low_open=True)
+POSITIVE = Option(float, low=0.0, low_open=True)
 
 # options every TorchGenerator understands (each plugin gives the presets' values where they differ)
 TORCH_OPTIONS = Options(
@@ -54,7 +55,7 @@ TORCH_OPTIONS = Options(
     steps=Option(int, nullable=True, low=0),  # None: ``epochs`` sets the length; 0: as initialised
     epochs=Option(float, nullable=True, low=0.0, low_open=True),
     batch_size=Option(int, low=1),
-    lr=_POSITIVE,
+    lr=POSITIVE,
     max_minutes=Option(float, None, nullable=True, low=0.0, low_open=True),  # wall-clock safety stop
     checkpoint_every=Option(int, low=1),
     mixed_precision=Option(str, "no", choices=("no", "bf16")),
@@ -140,7 +141,7 @@ class TorchGenerator(Generator):
         return {"ema": self.ema} if self.ema is not None else {}
 
     def after_training(self, seed: int) -> None:
-        pass
+        """After the last step, with ``self.nets`` unwrapped and in eval mode."""
 
     def init_from_data(self, images: np.ndarray) -> None:
         """Data-dependent initialisation of the freshly built ``self.nets`` (training pixels in [0, 1])."""
@@ -162,9 +163,9 @@ class TorchGenerator(Generator):
         if h != w:
             raise InputError(f"{self.name} needs square images; got {h}×{w}")
         self.remember_training_set(train)
-        conditional = bool(self.opt[self.labels_option]) and train.labels is not None
-        n_classes = len(train.class_names) if conditional else 0
-        prior = np.bincount(train.labels, minlength=n_classes) / len(train.labels) if conditional else []
+        labels = train.labels if self.opt[self.labels_option] else None  # None: an unconditional model
+        n_classes = 0 if labels is None else len(train.class_names or ())
+        prior = np.zeros(0) if labels is None else np.bincount(labels, minlength=n_classes) / len(labels)
         self.train_info.update(image_size=int(h), n_classes=n_classes, class_prior=[float(p) for p in prior])
         self.run_opt, self.pool, self.extras = dict(self.opt), None, {}
         self.prepare_data(train, seed, workdir)
@@ -192,7 +193,7 @@ class TorchGenerator(Generator):
         start = run.resume(**self.train_nets, **self.opts, **self.extra_state())
         lo, hi = self.data_range
         x_all = torch.from_numpy(self.train_images(train.images)).to(run.device) * (hi - lo) + lo
-        y_all = torch.from_numpy(train.labels).to(run.device) if conditional else None
+        y_all = None if labels is None else torch.from_numpy(labels).to(run.device)
         extras = {k: torch.from_numpy(v).to(run.device) for k, v in self.extras.items()}
         bs = int(o["batch_size"])
         self.run = run
@@ -205,7 +206,7 @@ class TorchGenerator(Generator):
             logs = self.train_step(step, x, y, run, {k: v[idx] for k, v in extras.items()})
             run.log(step, **logs)
             run.maybe_checkpoint(step, **self.train_nets, **self.opts, **self.extra_state())
-        self.nets = {k: run.unwrap(m) for k, m in self.train_nets.items()}
+        self.nets = {k: run.unwrap(m).eval() for k, m in self.train_nets.items()}
         if self.ema is not None:
             self.nets[f"{self.sampled_net}_ema"] = self.ema.module
         done = getattr(run, "steps_done", start)
@@ -281,6 +282,14 @@ class TorchGenerator(Generator):
         load_weights(Path(directory), self.sampling_modules())
         for m in self.nets.values():
             m.to(self.device).eval()
+
+    def configure_sampling(self, **options: Any) -> None:
+        """Change sampling options (``sampling_options``) of a fitted or loaded model; no re-training."""
+        bad = sorted(set(options) - self.sampling_options)
+        if bad:
+            raise InputError(f"{bad} are not sampling options; choose from {sorted(self.sampling_options)}")
+        self.OPTIONS.check(f"generator {self.name!r}", options)
+        self.opt.update(options)
 
     def num_parameters(self) -> int:
         return sum(p.numel() for m in self.sampling_modules().values() for p in m.parameters()) if self.nets else 0

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -132,19 +132,22 @@ class CVAE(TorchGenerator):
         # Table 2 / Table 4 (d = 32: initial lr 0.88e-3), 5000 epochs; batch size is not given in the paper
         lr=0.88e-3, epochs={"paper": 5000},
         # smoke: seconds, a tiny funnel on a few steps (tests).
-        # cpu: the paper's network (35M parameters at 40×40); bf16 autocast: 0.40 s of CPU per step at batch 128
-        # on one thread (fp32: 0.77 s) → 4400 steps ≈ 29 min ≈ 320 FIRST epochs (FID falls from 100 at 1200 steps
-        # to 82 at 3600 and 75 at 4400: benchmarks/README.md). Trained with β = 1 from the first
-        # step the posterior collapses within ~40 steps (KL < 0.1 nat) with either likelihood, so the KL weight
-        # warms up over 600 steps (kl_warmup); the Gaussian likelihood (σ = 0.1) rewards a better reconstruction
-        # ~4× more per unit of squared error than the Bernoulli one on these near-empty images
-        # (benchmarks/README.md). Samples are the decoder mean E[x | z, y], whose peak averaging lowers to ~0.5
-        # while every training cutout peaks at 1: divided by their peak (paper 003 Sect. 3.4 scaling, the
-        # post-processing its Sect. 7 proposes), FID 74.8 → 47.8 on seed 0 (benchmarks/README.md)
+        # cpu: the paper's network, bf16 autocast (faster than fp32), steps sized to a CPU budget (FID still falls
+        # with more steps; benchmarks/README.md, "Training cost of the cpu presets" and "CVAE budget, PG-GAN's
+        # last phase and peak-normalised samples").
+        # With β = 1 from the first step the posterior collapses, so the KL weight warms up (kl_warmup); the
+        # Gaussian likelihood (σ = 0.1) rewards a better reconstruction more than the Bernoulli one on these
+        # near-empty images (benchmarks/README.md, "CVAE posterior collapse"). Samples are the decoder mean
+        # E[x | z, y], whose peak averaging lowers while every training cutout peaks at 1: divided by their peak
+        # (paper 003 Sect. 3.4 scaling, the post-processing its Sect. 7 proposes), which lowers FID (same section)
         batch_size={"smoke": 16, "cpu": 128, "paper": 128}, steps={"smoke": 30, "cpu": 4400, "paper": None},
         mixed_precision={"cpu": "bf16"}, max_minutes={"cpu": 40.0},
         checkpoint_every={"smoke": 1000, "cpu": 200, "paper": 2000}, peak_normalise={"cpu": "auto"},
     )
+
+    @property
+    def vae(self) -> CVAENet:
+        return cast(CVAENet, self.nets["vae"])
 
     def build(self) -> None:
         o = self.opt
@@ -159,7 +162,7 @@ class CVAE(TorchGenerator):
         data mean. From the default init (sigmoid ≈ 0.5 on every pixel, while ~97% of FIRST pixels are ≈ 0)
         the first steps push all logits far negative, the leaky-ReLU (α = 0.001) units die and the network
         never learns to use z: even a deterministic auto-encoder then stays at the all-zero image."""
-        out = self.nets["vae"].out
+        out = self.vae.out
         mean = torch.from_numpy(np.asarray(images, np.float32).mean(0)).flatten().clamp(1e-3, 1 - 1e-3)
         with torch.no_grad():
             out.bias.copy_(torch.logit(mean))
@@ -176,13 +179,11 @@ class CVAE(TorchGenerator):
         loss, rec, kl = negative_elbo(x, logits, mu, logvar, self.opt["likelihood"], float(self.opt["gaussian_sigma"]))
         warm, free_bits = int(self.opt["kl_warmup"]), float(self.opt["free_bits"])
         beta = min(1.0, (step + 1) / warm) if warm > 0 else 1.0  # KL weight β: 0 → 1 over kl_warmup steps
-        opt.zero_grad(set_to_none=True)
-        run.backward(rec + beta * (free_bits_kl(mu, logvar, free_bits) if free_bits > 0 else kl))
-        opt.step()
+        run.optimizer_step(opt, rec + beta * (free_bits_kl(mu, logvar, free_bits) if free_bits > 0 else kl))
         return {"loss": loss.item(), "reconstruction": rec.item(), "kl": kl.item(), "beta": beta}
 
     def generate(self, rng: PerImageRandom, y: torch.Tensor | None) -> torch.Tensor:
-        net: CVAENet = self.nets["vae"]
+        net = self.vae
         z = rng.randn((net.latent_dim,))
         size = int(self.train_info["image_size"])
         x = torch.sigmoid(net.decode_logits(z, one_hot(y, net.n_classes)))
@@ -191,7 +192,7 @@ class CVAE(TorchGenerator):
     @torch.no_grad()
     def elbo(self, images: Any, labels: Any = None, seed: int = 0) -> float:
         """Mean −ELBO (nats per image) of ``images`` (N, 1, H, W) in [0, 1], in eval mode, one ε draw per image."""
-        net: CVAENet = self.nets["vae"]
+        net = self.vae
         net.eval()
         x = torch.as_tensor(images, dtype=torch.float32, device=self.device)
         y1h = one_hot(None if labels is None else torch.as_tensor(labels, device=self.device), net.n_classes)

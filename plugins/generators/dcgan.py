@@ -17,6 +17,7 @@ independent of the batch — uses population statistics of the final generator.
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -79,8 +80,9 @@ def init_dcgan(m: nn.Module) -> None:
     """Radford et al.: all weights N(0, 0.02); BatchNorm scale N(1, 0.02), shift 0."""
     if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear, nn.Embedding)):
         nn.init.normal_(m.weight, 0.0, 0.02)
-        if getattr(m, "bias", None) is not None:
-            nn.init.zeros_(m.bias)
+        bias = getattr(m, "bias", None)
+        if bias is not None:
+            nn.init.zeros_(bias)
     elif isinstance(m, nn.BatchNorm2d):
         nn.init.normal_(m.weight, 1.0, 0.02)
         nn.init.zeros_(m.bias)
@@ -109,8 +111,8 @@ class DCGAN(TorchGenerator):
         beta1=replace(PROBABILITY, default=0.5),
         bn_batches=Option(int, 16, presets={"smoke": 2}, low=0),
     ).with_defaults(
-        # cpu: ngf = ndf = 32 at 40×40 (0.5M generator parameters): 0.195 s of CPU per step at batch 64 on one
-        # thread → 3000 steps ≈ 10 min ≈ 110 FIRST epochs (max_minutes: a safety stop on a loaded machine).
+        # cpu: ngf = ndf = 32 at 40×40, steps sized to a CPU budget (benchmarks/README.md, "Training cost of the
+        # cpu presets"; max_minutes: a safety stop on a loaded machine).
         # paper: Radford et al.'s batch 128; paper 001 gives no training length for its DCGAN baseline: 20k steps
         # (~1450 FIRST epochs) chosen
         lr=2e-4, batch_size={"smoke": 16, "cpu": 64, "paper": 128}, steps={"smoke": 20, "cpu": 3000, "paper": 20000},
@@ -145,22 +147,18 @@ class DCGAN(TorchGenerator):
             fake = G(z, one_hot(y, n_classes))
             # discriminator: −log σ(D(x)) − log(1 − σ(D(G(z))))
             loss_d = F.softplus(-D(x, y)).mean() + F.softplus(D(fake.detach(), y)).mean()
-        opt_d.zero_grad(set_to_none=True)
-        run.backward(loss_d)
-        opt_d.step()
+        run.optimizer_step(opt_d, loss_d)
         D.requires_grad_(False)
         with run.autocast():
             loss_g = F.softplus(-D(fake, y)).mean()  # non-saturating: −log σ(D(G(z)))
-        opt_g.zero_grad(set_to_none=True)
-        run.backward(loss_g)
-        opt_g.step()
+        run.optimizer_step(opt_g, loss_g)
         D.requires_grad_(True)
         return {"loss_d": loss_d.item(), "loss_g": loss_g.item()}
 
     @torch.no_grad()
     def after_training(self, seed: int) -> None:
         """Re-estimate the generator's BatchNorm population statistics with its final weights."""
-        G: DCGenerator = self.nets["G"]
+        G = cast(DCGenerator, self.nets["G"])
         nb = int(self.opt["bn_batches"])
         if nb > 0:
             g = torch.Generator().manual_seed(seed)
@@ -175,13 +173,13 @@ class DCGAN(TorchGenerator):
             dev = next(G.parameters()).device
             for _ in range(nb):
                 z = torch.randn(bs, G.nz, generator=g).to(dev)
-                y = torch.multinomial(prior, bs, replacement=True, generator=g).to(dev) if n_classes else None
+                y = None if prior is None else torch.multinomial(prior, bs, replacement=True, generator=g).to(dev)
                 G(z, one_hot(y, n_classes))
             for m, mom in zip(bns, momenta):
                 m.momentum = mom
         G.eval()
 
     def generate(self, rng: PerImageRandom, y: torch.Tensor | None) -> torch.Tensor:
-        G: DCGenerator = self.nets["G"]
+        G = cast(DCGenerator, self.nets["G"])
         z = rng.randn((G.nz,))
         return (G(z, one_hot(y, G.n_classes)) + 1) / 2

@@ -26,13 +26,14 @@ import torch
 from torch import nn
 
 from radiobench.conditioning import BoxCox
-from radiobench.options import Option, Options
+from radiobench.options import Option, Options, jsonable
 from radiobench.postprocess import POSTPROCESSING
 from radiobench.seeding import PerImageRandom
+from radiobench.store import read_json, write_json
 from radiobench.training import EMA, TrainingRun
 from radiobench.types import Conditions, InputError, RadioImages
 
-from ._torch import TorchGenerator
+from ._torch import POSITIVE, PROBABILITY, TorchGenerator
 from .unet import UNet
 
 __all__ = ["EDM", "EDM_OPTIONS", "Denoiser", "EDMLoss", "precondition", "edm_loss", "edm_sigmas", "heun_sampler",
@@ -55,10 +56,11 @@ class Denoiser(nn.Module):
         super().__init__()
         self.net, self.sigma_data = net, float(sigma_data)
 
-    def forward(self, x: torch.Tensor, sigma: torch.Tensor, labels=None, flux=None, keep_class=None, keep_flux=None):
+    def forward(self, x: torch.Tensor, sigma: torch.Tensor, **context: torch.Tensor | None) -> torch.Tensor:
+        """D_θ(x; σ, context) for a scalar or per-image σ; ``context`` as ``UNet.embedding`` takes it."""
         sigma = sigma.to(torch.float32).reshape(-1, 1, 1, 1).expand(len(x), 1, 1, 1)
         c_skip, c_out, c_in, c_noise = precondition(sigma, self.sigma_data)
-        f = self.net(c_in * x, c_noise.flatten(), labels, flux, keep_class, keep_flux)
+        f = self.net(c_in * x, c_noise.flatten(), **context)
         return c_skip * x + c_out * f.to(torch.float32)
 
 
@@ -122,28 +124,26 @@ def guided(conditional: DenoiserFn, unconditional: DenoiserFn, omega: float) -> 
 
 
 # -- options (Table 4 and Sect. 4.3 of paper 000) ---------------------------------------------------
-_PROBABILITY = Option(float, low=0.0, high=1.0, high_open=True)
-_POSITIVE = Option(float, low=0.0, low_open=True)
-_POSITIVE_SAMPLING = replace(_POSITIVE, sampling=True)
+_POSITIVE_SAMPLING = replace(POSITIVE, sampling=True)
 EDM_OPTIONS = Options(
-    # U-Net. smoke: a few seconds, for tests; cpu: ~29 min on one idle CPU core at 40x40 (measurements in
-    # benchmarks/README.md); paper: Table 4, dropout 0.1
+    # U-Net. smoke: a few seconds, for tests; cpu: sized to a CPU budget (benchmarks/README.md, "cpu-preset
+    # choice"); paper: Table 4, dropout 0.1
     channels=Option((int,), presets={"smoke": (8, 16), "cpu": (32, 64, 128), "paper": (128, 256, 256)}, low=1),
     num_blocks=Option(int, 2, presets={"smoke": 1}, low=1),
     attn_levels=Option((int,), presets={"smoke": (), "cpu": (2,), "paper": (1, 2)}, low=0),
-    dropout=replace(_PROBABILITY, default=0.0, presets={"paper": 0.1}),
-    sigma_data=replace(_POSITIVE, default=0.5),
+    dropout=replace(PROBABILITY, default=0.0, presets={"paper": 0.1}),
+    sigma_data=replace(POSITIVE, default=0.5),
     # training; None at paper: Table 4's FIRST column (batch 128, 40k iterations, no EMA), or its LoTSS column
     # for flux data (batch 256, 1e5 iterations, EMA 0.9999)
     steps=Option(int, presets={"smoke": 20, "cpu": 1200}, nullable=True, low=0),  # 0: as initialised
     batch_size=Option(int, presets={"smoke": 8, "cpu": 32}, nullable=True, low=1),
-    lr=replace(_POSITIVE, presets={"smoke": 2e-3, "cpu": 1e-3, "paper": 2e-5}),
+    lr=replace(POSITIVE, presets={"smoke": 2e-3, "cpu": 1e-3, "paper": 2e-5}),
     lr_warmup=Option(int, 0, presets={"cpu": 100}, low=0),
-    ema=replace(_PROBABILITY, presets={"smoke": 0.9, "cpu": 0.999}, nullable=True),  # decay; 0: none
-    # bf16 sampling is 1.6x faster and moves pixels by 1.6e-4 on average (cpu)
+    ema=replace(PROBABILITY, presets={"smoke": 0.9, "cpu": 0.999}, nullable=True),  # decay; 0: none
+    # bf16 sampling: faster at a negligible change of pixels (benchmarks/README.md, "cpu-preset choice")
     mixed_precision=Option(str, "bf16", presets={"smoke": "no"}, choices=("no", "bf16")),
     p_mean=Option(float, -2.5),
-    p_std=replace(_POSITIVE, default=1.8),
+    p_std=replace(POSITIVE, default=1.8),
     context_dropout=Option(float, 0.1, low=0.0, high=1.0),
     augment=Option(bool, True),
     class_balance=Option(str, "none", presets={"paper": "undersample"}, choices=("none", "undersample")),
@@ -211,18 +211,6 @@ class EDM(TorchGenerator):
         """D_θ as sampled: the EMA of the weights when there is one."""
         return cast(Denoiser, self.sampling_modules()["denoiser"]) if self.nets else None
 
-    def num_parameters(self) -> int:
-        return 0 if self.denoiser is None else sum(p.numel() for p in self.denoiser.parameters())
-
-    def configure_sampling(self, **options: Any) -> None:
-        """Change sampling options (num_steps, omega, sigma_min, sigma_max, rho, sample_precision, zero_below,
-        peak_normalise)."""
-        bad = sorted(set(options) - self.sampling_options)
-        if bad:
-            raise InputError(f"{bad} are not sampling options; choose from {sorted(self.sampling_options)}")
-        self.OPTIONS.check("generator 'edm'", options)
-        self.opt.update(options)
-
     def omega(self) -> float:
         w = self.opt["omega"]
         if w is None:
@@ -283,43 +271,44 @@ class EDM(TorchGenerator):
                    extra: dict[str, torch.Tensor]) -> dict[str, float]:
         o, net, opt = self.run_opt, self.train_nets["denoiser"], self.opts["opt"]
         n, dev, p = len(x), x.device, float(o["context_dropout"])
-        ctx: dict[str, torch.Tensor] = {}
-        # context dropout: drop everything with probability p, and each kind alone with probability p
+        # context dropout: drop everything with probability p, and (with both kinds) each kind alone with
+        # probability p
         drop_all = torch.rand(n, device=dev) < p
         both = y is not None and "flux" in extra
+
+        def keep() -> torch.Tensor:
+            return ~(drop_all | (torch.rand(n, device=dev) < p)) if both else ~drop_all
+
+        ctx: dict[str, torch.Tensor] = {}
         if y is not None:
-            ctx["labels"], ctx["keep_class"] = y, ~(drop_all | (torch.rand(n, device=dev) < p) if both else drop_all)
+            ctx["labels"], ctx["keep_class"] = y, keep()
         if "flux" in extra:
-            ctx["flux"], ctx["keep_flux"] = extra["flux"], ~(drop_all | (torch.rand(n, device=dev) < p) if both
-                                                             else drop_all)
+            ctx["flux"], ctx["keep_flux"] = extra["flux"], keep()
         if o["lr_warmup"]:
             for g in opt.param_groups:
                 g["lr"] = o["lr"] * min(1.0, (step + 1) / o["lr_warmup"])
         with run.autocast():
             loss = EDMLoss(o["p_mean"], o["p_std"], o["sigma_data"])(net, x, **ctx)
-        run.backward(loss)
-        opt.step()
-        opt.zero_grad(set_to_none=True)
+        run.optimizer_step(opt, loss)
         if self.ema is not None:
             self.ema.decay = min(float(o["ema"]), (1 + step) / (10 + step))  # warm-up of the average
             self.ema.update(run.unwrap(net))
         return {"loss": loss.item()}
 
-    def after_training(self, seed: int) -> None:
-        for m in self.nets.values():
-            m.eval()
-
     # -- sampling ---------------------------------------------------------------------------------
-    def check_conditions(self, conditions: Conditions) -> None:
+    def _fitted(self) -> Denoiser:
+        """``denoiser``; InputError before ``fit`` or ``load``."""
         if self.denoiser is None:
             raise InputError("the EDM generator has no weights yet: fit or load it before sampling")
+        return self.denoiser
+
+    def check_conditions(self, conditions: Conditions) -> None:
+        self._fitted()
         super().check_conditions(conditions)  # ``supports``: what it was trained on
 
     @torch.no_grad()
     def sample_batch(self, conditions: Conditions, seeds: Sequence[int]) -> np.ndarray:
-        net, dev, o = self.denoiser, torch.device(self.device), self.opt
-        if net is None:
-            raise InputError("the EDM generator has no weights yet: fit or load it before sampling")
+        net, dev, o = self._fitted(), torch.device(self.device), self.opt
         net.to(dev).eval()
         noise = PerImageRandom(seeds, dev).randn(self.train_info["image_shape"])
         ctx: dict[str, torch.Tensor] = {}
@@ -351,13 +340,9 @@ class EDM(TorchGenerator):
 
 def _check_workdir(workdir: Path, identity: dict[str, Any]) -> None:
     """Refuse to resume a checkpoint of a different network or training set in ``workdir``."""
-    import json
-
     workdir.mkdir(parents=True, exist_ok=True)
     path = workdir / "edm_identity.json"
-    if (workdir / "train_state.pt").exists() and path.exists():
-        old = json.loads(path.read_text())
-        if old != json.loads(json.dumps(identity)):
-            raise InputError(f"{workdir} holds a checkpoint of a different EDM (network or training data); "
-                             "use a fresh workdir")
-    path.write_text(json.dumps(identity, indent=1))
+    if (workdir / "train_state.pt").exists() and path.exists() and read_json(path) != jsonable(identity):
+        raise InputError(f"{workdir} holds a checkpoint of a different EDM (network or training data); "
+                         "use a fresh workdir")
+    write_json(path, identity)

@@ -25,14 +25,15 @@ paper's conditional CIFAR-10 runs), trained on real images, the generator reward
 
     L_D += w_ac CE(C(x), y),   L_G += w_ac,G CE(C(G(z, y)), y),   w_ac = 1, w_ac,G = 0.1 (Gulrajani et al. 2017).
 
-On FIRST at the cpu preset the auxiliary critic's C stays weak (CE 1.1 against chance 1.39) and the generator
-satisfies it with images the evaluator's classifier puts in other classes (benchmarks/README.md).
+The projection critic is the default because on FIRST the auxiliary critic's C stays weak and the generator
+satisfies it with images of other classes (benchmarks/README.md, "PG-GAN class conditioning").
 """
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
 from dataclasses import replace
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -109,7 +110,8 @@ class PGGenerator(nn.Module):
         h = pixel_norm(lrelu(self.dense(h).view(len(z), -1, self.base, self.base)))
         h = pixel_norm(lrelu(self.conv0(h)))
         prev = h
-        for conv_a, conv_b in self.blocks[:level]:
+        for block in self.blocks[:level]:
+            conv_a, conv_b = block.children()
             prev = h
             h = F.interpolate(h, scale_factor=2, mode="nearest")
             h = pixel_norm(lrelu(conv_b(pixel_norm(lrelu(conv_a(h))))))
@@ -139,7 +141,7 @@ class PGDiscriminator(nn.Module):
         self.classify = EqLinear(c0, n_classes, gain=1.0) if n_classes and critic == "auxiliary" else None
 
     def _block(self, k: int, h: torch.Tensor) -> torch.Tensor:
-        conv_a, conv_b = self.blocks[k - 1]
+        conv_a, conv_b = self.blocks[k - 1].children()
         return F.avg_pool2d(lrelu(conv_b(lrelu(conv_a(h)))), 2)
 
     def forward(self, x: torch.Tensor, y: torch.Tensor | None, level: int, alpha: float
@@ -205,12 +207,13 @@ class PGGAN(TorchGenerator):
         ac_weight_g=Option(float, 0.1, low=0.0),
         final_share=replace(PROBABILITY, default=None, presets={"cpu": 0.45}, nullable=True),
     ).with_defaults(
-        # cpu: channels 64, 64, 32, 16 at 5, 10, 20, 40 px, batch 16 (as the paper): 0.05, 0.14, 0.25, 0.42 s of
-        # CPU per step at levels 0-3 on one thread → 6 growth phases of 697 steps and 3420 steps at 40 px ≈ 28 min
-        # (at 400 steps per phase the generator nearly ignored z; the long last phase, as in Karras et al.'s
-        # released schedules, raised class accuracy from 0.63 to 0.79 against 7 equal phases of 1200 steps:
-        # benchmarks/README.md); generator EMA half-life 34 steps (the paper's 0.999 at 16 images/step is ~1%
-        # of a phase; 0.999 would lag it). paper: minibatch 16, 512 channels at ≤ 32², latent 512
+        # cpu: channels 64, 64, 32, 16 at 5, 10, 20, 40 px, batch 16 (as the paper), steps sized to a CPU budget
+        # (benchmarks/README.md, "Training cost of the cpu presets"); long phases, since short ones left the
+        # generator ignoring z, and a long last one, as in Karras et al.'s released schedules, since it raised
+        # class accuracy (benchmarks/README.md, "CVAE sharpness and PG-GAN variety" and "CVAE budget, PG-GAN's
+        # last phase and peak-normalised samples"); generator EMA half-life 34 steps (the paper's 0.999 at 16
+        # images/step is ~1% of a phase; 0.999 would lag it).
+        # paper: minibatch 16, 512 channels at ≤ 32², latent 512
         lr=1e-3, batch_size={"smoke": 8, "cpu": 16, "paper": 16}, steps={"smoke": 14, "cpu": 7600, "paper": None},
         max_minutes={"cpu": 60.0}, checkpoint_every={"smoke": 1000, "cpu": 200, "paper": 5000},
     )
@@ -237,7 +240,7 @@ class PGGAN(TorchGenerator):
 
     def make_optimizers(self) -> dict[str, torch.optim.Optimizer]:
         o = self.opt
-        kw = dict(lr=float(o["lr"]), betas=(float(o["beta1"]), float(o["beta2"])), eps=1e-8)
+        kw: dict[str, Any] = dict(lr=float(o["lr"]), betas=(float(o["beta1"]), float(o["beta2"])), eps=1e-8)
         if float(o["ema_decay"]) > 0:  # the generator is on its training device here
             self.ema = EMA(self.nets["G"], float(o["ema_decay"]))
         return {"opt_g": torch.optim.Adam(self.nets["G"].parameters(), **kw),
@@ -268,23 +271,19 @@ class PGGAN(TorchGenerator):
         wdist = d_real.float().mean() - d_fake.float().mean()
         loss_d = -wdist + float(self.opt["gp_weight"]) * gp + float(self.opt["drift"]) * d_real.float().pow(2).mean()
         ac = {}
-        if c_real is not None:  # the auxiliary classifier learns the classes on real images only
+        if c_real is not None and y is not None:  # the auxiliary classifier learns the classes on real images only
             ac["ac_real"] = F.cross_entropy(c_real.float(), y)
             loss_d = loss_d + float(self.opt["ac_weight"]) * ac["ac_real"]
-        opt_d.zero_grad(set_to_none=True)
-        run.backward(loss_d)
-        opt_d.step()
+        run.optimizer_step(opt_d, loss_d)
         # generator: −D(G(z)) [+ w_ac,G CE(C(G(z, y)), y)]
         D.requires_grad_(False)
         with run.autocast():
             score, c_fake = D(fake, y, level, alpha)
             loss_g = -score.float().mean()
-            if c_fake is not None:
+            if c_fake is not None and y is not None:
                 ac["ac_fake"] = F.cross_entropy(c_fake.float(), y)
                 loss_g = loss_g + float(self.opt["ac_weight_g"]) * ac["ac_fake"]
-        opt_g.zero_grad(set_to_none=True)
-        run.backward(loss_g)
-        opt_g.step()
+        run.optimizer_step(opt_g, loss_g)
         D.requires_grad_(True)
         if self.ema is not None:
             self.ema.update(run.unwrap(G))
@@ -295,11 +294,9 @@ class PGGAN(TorchGenerator):
     def after_training(self, seed: int) -> None:
         last = self.run.history()[-1] if self.run.history() else {"level": 0.0, "alpha": 1.0}
         self.train_info.update(level=int(last["level"]), alpha=float(last["alpha"]))
-        for m in self.nets.values():
-            m.eval()
 
     def generate(self, rng: PerImageRandom, y: torch.Tensor | None) -> torch.Tensor:
-        G: PGGenerator = self.sampling_modules()["G"]
+        G = cast(PGGenerator, self.sampling_modules()["G"])
         z = rng.randn((G.nz,))
         level, alpha = int(self.train_info["level"]), float(self.train_info["alpha"])
         x = G(z, one_hot(y, G.n_classes), level, alpha)

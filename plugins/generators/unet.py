@@ -32,6 +32,8 @@ def _groups(channels: int) -> int:
 class PositionalEmbedding(nn.Module):
     """Sinusoidal encoding of a scalar per image (Vaswani et al. 2017), as NVlabs/edm feeds c_noise."""
 
+    freqs: torch.Tensor
+
     def __init__(self, channels: int, max_positions: int = 10000):
         super().__init__()
         half = channels // 2
@@ -153,8 +155,8 @@ class UNet(nn.Module):
                 self.dec.append(Block(c, c, emb, resample="up", dropout=dropout))
         self.norm_out = nn.GroupNorm(_groups(c), c)
         self.conv_out = nn.Conv2d(c, in_channels, 3, padding=1)
-        nn.init.zeros_(self.conv_out.weight)
-        nn.init.zeros_(self.conv_out.bias)
+        for p in self.conv_out.parameters():  # F_θ starts at 0: D(x; σ) = c_skip x
+            nn.init.zeros_(p)
 
     def embedding(
         self,
@@ -174,16 +176,10 @@ class UNet(nn.Module):
             e = e + fe * (1.0 if keep_flux is None else keep_flux.to(fe.dtype)[:, None])
         return self.emb_fc(e)
 
-    def forward(
-        self,
-        x: torch.Tensor,
-        c_noise: torch.Tensor,
-        labels: torch.Tensor | None = None,
-        flux: torch.Tensor | None = None,
-        keep_class: torch.Tensor | None = None,
-        keep_flux: torch.Tensor | None = None,
-    ) -> torch.Tensor:
-        emb = self.embedding(c_noise, labels, flux, keep_class, keep_flux)
+    def forward(self, x: torch.Tensor, c_noise: torch.Tensor, **context: torch.Tensor | None) -> torch.Tensor:
+        """F_θ(x; c_noise, context); ``context``: the keywords of ``embedding`` (labels, flux, keep_class,
+        keep_flux)."""
+        emb = self.embedding(c_noise, **context)
         h = self.conv_in(x)
         skips = [h]
         for layer in self.enc:
