@@ -3,15 +3,16 @@ S/N_sigma (paper 000 Sect. 3.1), data-folder resolution and an atomic on-disk ar
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 
-from radiobench.interfaces import default_cache_dir
+from radiobench.interfaces import Dataset, default_cache_dir
 from radiobench.options import Option, Options
 from radiobench.store import atomic_path, stable_hash
-from radiobench.types import InputError
+from radiobench.types import InputError, RadioImages
 
 NAN_POLICIES = ("zero", "drop", "raise")
 # options of the datasets that draw their own splits (mirabest, folder)
@@ -22,6 +23,21 @@ SPLIT_OPTIONS = Options(
 FIRST_BEAM_ARCSEC = 5.4  # FWHM of the FIRST restoring beam (Becker et al. 1995)
 FIRST_FREQ_HZ = 1.4e9
 CACHE_VERSION = 1  # bump when preprocessing changes, so old cache entries are not reused
+
+
+class MemoisedSplits(Dataset):
+    """A dataset whose splits are built once (``build_split``) and kept; ``load`` checks the name first."""
+
+    def load(self, split: str) -> RadioImages:
+        self.check_split(split)
+        loaded: dict[str, RadioImages] = self.__dict__.setdefault("_loaded", {})
+        if split not in loaded:
+            loaded[split] = self.build_split(split)
+        return loaded[split]
+
+    def build_split(self, split: str) -> RadioImages:
+        """The images of ``split`` (a name ``check_split`` accepted)."""
+        raise NotImplementedError
 
 
 def plan_resolution(resolution: int | None, crop: int, crop_given: bool, side: int, dataset: str) -> tuple[int, int]:

@@ -34,7 +34,6 @@ from radiobench.datafetch import (
     pip_download,
     verify_sha256,
 )
-from radiobench.interfaces import Dataset
 from radiobench.options import Option, Options
 from radiobench.store import read_json
 from radiobench.types import InputError, RadioImages, SurveyInfo
@@ -42,6 +41,7 @@ from radiobench.types import InputError, RadioImages, SurveyInfo
 from ._common import (
     FIRST_BEAM_ARCSEC,
     FIRST_FREQ_HZ,
+    MemoisedSplits,
     bin_mean,
     cache_root,
     cached_arrays,
@@ -106,7 +106,7 @@ def fetch_zip(dest_dir: Path) -> tuple[str, Path]:
                            ZIP_NAME, f"Or pass data_dir / set {ENV} to a folder holding {ZIP_NAME}.")
 
 
-class FirstDataset(Dataset):
+class FirstDataset(MemoisedSplits):
     """Griese et al. (2023) FIRST FRI/FRII/Compact/Bent images, literature split, central 80x80 crop.
 
     Options: ``crop`` (side of the central crop, default 80 as paper 000). Data are looked up in
@@ -126,7 +126,6 @@ class FirstDataset(Dataset):
         self.crop, self.factor = plan_resolution(resolution, int(crop or 80), crop is not None, NATIVE_SIDE, "first")
         super().__init__(self.crop // self.factor, data_dir, crop=self.crop)
         self._raw: dict[str, np.ndarray] | None = None
-        self._loaded: dict[str, RadioImages] = {}
 
     # -- data location -----------------------------------------------------------------
     def h5_path(self) -> Path:
@@ -186,31 +185,28 @@ class FirstDataset(Dataset):
             self._raw = cached_arrays("first", {"h5": H5_SHA256, "crop": self.crop}, build)
         return self._raw
 
-    def load(self, split: str) -> RadioImages:
-        self.check_split(split)
-        if split not in self._loaded:
-            raw = self._read()
-            sel = raw["split"] == SPLITS.index(split)
-            crops = raw["crops"][sel].astype(np.float32)
-            lo = crops.min(axis=(1, 2), keepdims=True)
-            hi = crops.max(axis=(1, 2), keepdims=True)
-            x = np.where(hi > lo, (crops - lo) / np.where(hi > lo, hi - lo, 1), 0).astype(np.float32)  # Eq. 11
-            mask = raw["crops"][sel] > 0
-            if self.factor > 1:
-                x = bin_mean(x, self.factor)
-                peak = x.max(axis=(1, 2), keepdims=True)
-                x = np.where(peak > 0, x / np.where(peak > 0, peak, 1), 0).astype(np.float32)
-                mask = bin_mean(mask.astype(np.float32), self.factor) > 0
-            self._loaded[split] = RadioImages(
-                images=np.clip(x, 0, 1)[:, None],
-                survey=self.survey(),
-                labels=raw["labels"][sel],
-                class_names=CLASSES,
-                masks=mask[:, None].astype(np.uint8),
-                ids=tuple(raw["ids"][sel].tolist()),
-                extra={"crop_peak": (hi[:, 0, 0] / 255.0).astype(np.float32)},
-            )
-        return self._loaded[split]
+    def build_split(self, split: str) -> RadioImages:
+        raw = self._read()
+        sel = raw["split"] == SPLITS.index(split)
+        crops = raw["crops"][sel].astype(np.float32)
+        lo = crops.min(axis=(1, 2), keepdims=True)
+        hi = crops.max(axis=(1, 2), keepdims=True)
+        x = np.where(hi > lo, (crops - lo) / np.where(hi > lo, hi - lo, 1), 0).astype(np.float32)  # Eq. 11
+        mask = raw["crops"][sel] > 0
+        if self.factor > 1:
+            x = bin_mean(x, self.factor)
+            peak = x.max(axis=(1, 2), keepdims=True)
+            x = np.where(peak > 0, x / np.where(peak > 0, peak, 1), 0).astype(np.float32)
+            mask = bin_mean(mask.astype(np.float32), self.factor) > 0
+        return RadioImages(
+            images=np.clip(x, 0, 1)[:, None],
+            survey=self.survey(),
+            labels=raw["labels"][sel],
+            class_names=CLASSES,
+            masks=mask[:, None].astype(np.uint8),
+            ids=tuple(raw["ids"][sel].tolist()),
+            extra={"crop_peak": (hi[:, 0, 0] / 255.0).astype(np.float32)},
+        )
 
     def survey(self) -> SurveyInfo:
         pix = 1.8 * self.factor

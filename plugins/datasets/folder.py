@@ -17,11 +17,10 @@ from typing import Any
 
 import numpy as np
 
-from radiobench.interfaces import Dataset
 from radiobench.options import Option, Options
 from radiobench.types import InputError, RadioImages, SurveyInfo
 
-from ._common import SPLIT_OPTIONS, apply_nan_policy, central_crop, peak_scale, stratified_split
+from ._common import SPLIT_OPTIONS, MemoisedSplits, apply_nan_policy, central_crop, peak_scale, stratified_split
 
 SPLITS = ("train", "valid", "test")
 SUFFIXES = {".fits": "fits", ".fit": "fits", ".fts": "fits", ".fits.gz": "fits", ".png": "png", ".npy": "npy"}
@@ -75,7 +74,7 @@ def _read(path: Path) -> tuple[np.ndarray, dict[str, Any]]:
     return data, meta
 
 
-class FolderDataset(Dataset):
+class FolderDataset(MemoisedSplits):
     """A directory of FITS / PNG / NPY images with optional labels.csv (file,label[,split]).
 
     Options: classes, nan_policy ("zero" | "drop" | "raise"), split_seed (0), split_fractions (0.8, 0.1, 0.1),
@@ -122,7 +121,6 @@ class FolderDataset(Dataset):
         )
         self.nan_report: dict[str, Any] = {}
         self._data: dict[str, Any] | None = None
-        self._loaded: dict[str, RadioImages] = {}
 
     def _labels_csv(self, folder: Path, files: list[str]) -> tuple[dict[str, str] | None, dict[str, str] | None]:
         path = folder / "labels.csv"
@@ -217,23 +215,20 @@ class FolderDataset(Dataset):
                       "split": split, "ids": np.array(files), "meta": metas[0] if metas else {}, "all_fits": all_fits}
         return self._data
 
-    def load(self, split: str) -> RadioImages:
-        self.check_split(split)
-        if split not in self._loaded:
-            d = self._prepare()
-            sel = d["split"] == SPLITS.index(split)
-            if not sel.any():
-                raise InputError(f"folder: split {split!r} is empty ({len(d['ids'])} images in all); add images or "
-                                 "give a 'split' column in labels.csv")
-            self._loaded[split] = RadioImages(
-                images=d["images"][sel][:, None],
-                survey=self.survey(),
-                labels=None if d["labels"] is None else d["labels"][sel],
-                class_names=d["class_names"],
-                peak_flux=None if d["peak"] is None else d["peak"][sel],
-                ids=tuple(d["ids"][sel].tolist()),
-            )
-        return self._loaded[split]
+    def build_split(self, split: str) -> RadioImages:
+        d = self._prepare()
+        sel = d["split"] == SPLITS.index(split)
+        if not sel.any():
+            raise InputError(f"folder: split {split!r} is empty ({len(d['ids'])} images in all); add images or "
+                             "give a 'split' column in labels.csv")
+        return RadioImages(
+            images=d["images"][sel][:, None],
+            survey=self.survey(),
+            labels=None if d["labels"] is None else d["labels"][sel],
+            class_names=d["class_names"],
+            peak_flux=None if d["peak"] is None else d["peak"][sel],
+            ids=tuple(d["ids"][sel].tolist()),
+        )
 
     def survey(self) -> SurveyInfo:
         d = self._prepare()

@@ -37,7 +37,6 @@ from typing import Any
 import numpy as np
 
 from radiobench.datafetch import download, extract_zip, first_available, read_sha256sums
-from radiobench.interfaces import Dataset
 from radiobench.options import Option, Options
 from radiobench.store import sha256_file
 from radiobench.types import InputError, RadioImages, SurveyInfo
@@ -46,6 +45,7 @@ from ._common import (
     FIRST_BEAM_ARCSEC,
     FIRST_FREQ_HZ,
     SPLIT_OPTIONS,
+    MemoisedSplits,
     apply_nan_policy,
     bin_mean,
     cache_root,
@@ -99,7 +99,7 @@ def unpacked_dir() -> Path:
     return cache_root() / "data" / "mirabest"
 
 
-class MiraBestDataset(Dataset):
+class MiraBestDataset(MemoisedSplits):
     """MiraBest FRI/FRII FIRST cutouts in Jy/beam: peak flux, noise rms, S/N_sigma selection.
 
     Options: confidence ("confident" | "uncertain" | "all"), include_hybrid (False), nan_policy
@@ -142,7 +142,6 @@ class MiraBestDataset(Dataset):
         self.nan_report: dict[str, Any] = {}
         self.selection_report: dict[str, int] = {}
         self._data: dict[str, np.ndarray] | None = None
-        self._loaded: dict[str, RadioImages] = {}
 
     # -- data location ---------------------------------------------------------------------
     def folder(self) -> Path:
@@ -285,25 +284,22 @@ class MiraBestDataset(Dataset):
         }
         return self._data
 
-    def load(self, split: str) -> RadioImages:
-        self.check_split(split)
-        if split not in self._loaded:
-            d = self._prepare()
-            sel = d["split"] == SPLITS.index(split)
-            self._loaded[split] = RadioImages(
-                images=d["images"][sel][:, None],
-                survey=self.survey(),
-                labels=d["labels"][sel],
-                class_names=self.class_names,
-                peak_flux=d["peak"][sel],
-                ids=tuple(d["ids"][sel].tolist()),
-                extra={
-                    "noise_rms": d["noise"][sel].astype(np.float64),
-                    "snr_sigma": d["snr"][sel].astype(np.float64),
-                    "mirabest_code": d["codes"][sel],
-                },
-            )
-        return self._loaded[split]
+    def build_split(self, split: str) -> RadioImages:
+        d = self._prepare()
+        sel = d["split"] == SPLITS.index(split)
+        return RadioImages(
+            images=d["images"][sel][:, None],
+            survey=self.survey(),
+            labels=d["labels"][sel],
+            class_names=self.class_names,
+            peak_flux=d["peak"][sel],
+            ids=tuple(d["ids"][sel].tolist()),
+            extra={
+                "noise_rms": d["noise"][sel].astype(np.float64),
+                "snr_sigma": d["snr"][sel].astype(np.float64),
+                "mirabest_code": d["codes"][sel],
+            },
+        )
 
     def survey(self) -> SurveyInfo:
         d = self._prepare()

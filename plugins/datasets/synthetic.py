@@ -22,11 +22,10 @@ from typing import Any
 
 import numpy as np
 
-from radiobench.interfaces import Dataset
 from radiobench.options import Option, Options
 from radiobench.types import InputError, RadioImages, SurveyInfo
 
-from ._common import FIRST_BEAM_ARCSEC, FIRST_FREQ_HZ
+from ._common import FIRST_BEAM_ARCSEC, FIRST_FREQ_HZ, MemoisedSplits
 
 CLASSES = ("FRI", "FRII", "Compact", "Bent")
 SPLITS = ("train", "valid", "test")
@@ -103,7 +102,7 @@ def _render(comps: list[tuple], pix: float, res: int) -> np.ndarray:
     return (b * np.exp(-0.5 * (u**2 / va + v**2 / vb))).sum(axis=0, dtype=np.float64)
 
 
-class SyntheticDataset(Dataset):
+class SyntheticDataset(MemoisedSplits):
     """Seeded procedural FRI/FRII/Compact/Bent sources, FIRST-like (beam, noise, 3-sigma threshold, peak scaling).
 
     Options: seed (0), n_train (800), n_valid (100), n_test (200). Default resolution 40 (3.6" pixels)."""
@@ -127,13 +126,9 @@ class SyntheticDataset(Dataset):
             raise InputError(f"synthetic: split sizes must be >= 0; got {sizes}")
         super().__init__(res, data_dir, seed=int(seed), n_train=sizes["train"], n_valid=sizes["valid"], n_test=sizes["test"])
         self.sizes = sizes
-        self._loaded: dict[str, RadioImages] = {}
 
-    def load(self, split: str) -> RadioImages:
-        self.check_split(split)
-        if split not in self._loaded:
-            self._loaded[split] = self._generate(split)
-        return self._loaded[split]
+    def build_split(self, split: str) -> RadioImages:
+        return self._generate(split)
 
     def _generate(self, split: str) -> RadioImages:
         from scipy.ndimage import gaussian_filter
