@@ -26,7 +26,7 @@ class BoxCox:
     sd: float
 
     @classmethod
-    def fit(cls, x: np.ndarray) -> "BoxCox":
+    def fit(cls, x: np.ndarray) -> BoxCox:
         x = np.asarray(x, np.float64)
         if len(x) < 2 or np.any(~np.isfinite(x)) or np.any(x <= 0):
             raise InputError("Box-Cox needs at least two finite, positive values")

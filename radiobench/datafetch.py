@@ -18,8 +18,8 @@ import urllib.error
 import urllib.request
 import zipfile
 import zlib
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path, PurePosixPath
-from typing import Callable, Iterable, Sequence
 
 from .store import atomic_path, sha256_file, write_json
 from .types import InputError

@@ -14,10 +14,11 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from .options import Option, Options, jsonable
+from .options import Option, Options
 from .postprocess import peak_normalised, postprocess, survey_threshold
 from .presets import Preset, get_preset
 from .seeding import image_seeds
+from .store import jsonable
 from .types import Conditions, GeneratorCost, GeneratorOutputError, InputError, MetricResult, RadioImages
 
 __all__ = ["Dataset", "Generator", "Metric", "MetricContext", "Plugin"]
@@ -316,7 +317,7 @@ class Metric(Plugin, ABC):
         self.options = options
 
     @abstractmethod
-    def compute(self, real: RadioImages, generated: RadioImages, context: "MetricContext") -> MetricResult:
+    def compute(self, real: RadioImages, generated: RadioImages, context: MetricContext) -> MetricResult:
         ...
 
     def applicable(self, real: RadioImages, generator_supports: frozenset[str] | None) -> str | None:

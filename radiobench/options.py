@@ -13,9 +13,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from .store import jsonable
 from .types import InputError
 
-__all__ = ["Option", "Options", "jsonable"]
+__all__ = ["Option", "Options"]
 
 _NAMES = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
 
@@ -123,13 +124,4 @@ class Options(dict[str, Option]):
     def recorded(self, values: Mapping[str, Any]) -> dict[str, Any]:
         """``values`` without the display-only options."""
         return {k: v for k, v in values.items() if k not in self or self[k].recorded}
-
-
-def jsonable(d: Any) -> Any:
-    """Tuples as lists, recursively (as JSON stores them, so stored and current configs compare equal)."""
-    if isinstance(d, dict):
-        return {k: jsonable(v) for k, v in d.items()}
-    if isinstance(d, (tuple, list)):
-        return [jsonable(v) for v in d]
-    return d
 

@@ -28,17 +28,17 @@ import traceback
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 
+from . import custody
 from .conditioning import match_conditions
-from .evaluators.cache import stale_evaluators
 from .interfaces import Dataset, Generator, Metric, MetricContext, default_cache_dir, default_device
 from .presets import Preset, get_preset
 from .provenance import environment
 from .registry import REFERENCE_ROW, registry
-from .store import file_lock, read_json, sha256_bytes, sha256_dir, sha256_file, write_json
+from .store import file_lock, jsonable, read_json, sha256_file, write_json
 from .types import InputError, MetricResult, RadioImages
 
 __all__ = ["RunConfig", "run", "REFERENCE_ROW"]
@@ -46,7 +46,6 @@ __all__ = ["RunConfig", "run", "REFERENCE_ROW"]
 log = logging.getLogger("radiobench")
 REFERENCE_SEED = 0  # the seed the reference row is evaluated at (published runs: reference/seed-0)
 SAMPLING_COST = ("sample_seconds_per_image", "nfe_per_sample")  # recorded in samples.json; the rest in fit.json
-T = TypeVar("T")
 
 
 @dataclass
@@ -105,7 +104,7 @@ def run(config: RunConfig) -> RunSummary:
 
     if config.reference:  # one fixed real set: one row per run directory, whichever seeds this invocation names
         label = f"{REFERENCE_ROW}/seed-{REFERENCE_SEED}"
-        inputs = {"real_sha256": _set_sha256(real), "reference_sha256": _set_sha256(reference)}
+        inputs = {"real_sha256": custody.set_sha256(real), "reference_sha256": custody.set_sha256(reference)}
         provenance = {**manifest["provenance"], "seed": REFERENCE_SEED, "reference_source": real_source}
         _evaluate(out / label, real, reference, None, metric_classes, context(REFERENCE_SEED), provenance, inputs,
                   summary, label)
@@ -194,13 +193,13 @@ def _fit_or_load(cls, name, config: RunConfig, train, seed, gdir: Path, device, 
     opts = config.generator_options.get(name, {})
     gen: Generator = cls(preset=config.preset, device=device, **opts)
     ckpt = gdir / "checkpoint"
-    fit_info = _record(ckpt / "fit.json", config=dict, cost=dict)
+    fit_info = custody.record(ckpt / "fit.json", config=dict, cost=dict)
     if fit_info is not None:
-        if _jsonable(gen.training_config(fit_info["config"])) == _jsonable(gen.training_config()):
+        if jsonable(gen.training_config(fit_info["config"])) == jsonable(gen.training_config()):
             # load keeps this instance's sampling options (this run's), not those stored at fit time
             if _load_checkpoint(gen, ckpt):
                 summary.reused.append(f"{label}:fit")
-                return gen, _training_cost(fit_info["cost"]), _checkpoint_sha256(ckpt)
+                return gen, _training_cost(fit_info["cost"]), custody.checkpoint_sha256(ckpt)
             gen = cls(preset=config.preset, device=device, **opts)  # a clean instance to train
         else:
             log.warning("%s: checkpoint was made with another configuration; training again", label)
@@ -212,9 +211,9 @@ def _fit_or_load(cls, name, config: RunConfig, train, seed, gdir: Path, device, 
         cost.train_seconds = time.perf_counter() - t0
     gen.save(ckpt)
     fit_cost = _training_cost(cost.to_dict())
-    write_json(ckpt / "fit.json", {"config": _jsonable(gen.config()), "cost": fit_cost, "seed": seed})
+    write_json(ckpt / "fit.json", {"config": jsonable(gen.config()), "cost": fit_cost, "seed": seed})
     summary.done.append(f"{label}:fit")
-    return gen, fit_cost, _checkpoint_sha256(ckpt)
+    return gen, fit_cost, custody.checkpoint_sha256(ckpt)
 
 
 def _training_cost(cost: dict[str, Any]) -> dict[str, Any]:
@@ -222,26 +221,13 @@ def _training_cost(cost: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in cost.items() if k not in SAMPLING_COST}
 
 
-def _checkpoint_sha256(ckpt: Path) -> str:
-    """Hash of the weights and configuration a checkpoint holds (fit.json, the runner's record, aside)."""
-    return sha256_dir(ckpt, exclude=("fit.json",))
-
-
 def _load_checkpoint(gen: Generator, ckpt: Path) -> bool:
     """Load ``ckpt`` into ``gen``; False (a warning names the file) when a file of it does not read back."""
-    readers: dict[str, Callable[[Path], Any]] = {".json": read_json, ".safetensors": _safetensors_keys}
+    readers: dict[str, Callable[[Path], Any]] = {".json": read_json, ".safetensors": custody.safetensors_keys}
     for f in sorted(ckpt.iterdir()):
-        if f.suffix in readers and not f.name.startswith(".") and _stored(f, readers[f.suffix]) is None:
+        if f.suffix in readers and not f.name.startswith(".") and custody.stored(f, readers[f.suffix]) is None:
             return False
-    return _stored(ckpt, lambda p: gen.load(p) or True) is not None
-
-
-def _safetensors_keys(path: Path) -> list[str]:
-    """The tensor names of a safetensors file (reads the header; a truncated file fails here)."""
-    from safetensors import safe_open
-
-    with safe_open(str(path), "np") as fh:
-        return list(fh.keys())
+    return custody.stored(ckpt, lambda p: gen.load(p) or True) is not None
 
 
 def _training_workdir(gdir: Path, gen: Generator, label: str) -> Path:
@@ -250,10 +236,10 @@ def _training_workdir(gdir: Path, gen: Generator, label: str) -> Path:
     import shutil
 
     workdir, stamp = gdir / "train", gdir / "train" / "training_config.json"
-    training_config = _jsonable(gen.training_config())
+    training_config = jsonable(gen.training_config())
     if stamp.exists():
-        stored = _stored(stamp, read_json)
-        if not isinstance(stored, dict) or _jsonable(gen.training_config(stored)) != training_config:
+        stored = custody.stored(stamp, read_json)
+        if not isinstance(stored, dict) or jsonable(gen.training_config(stored)) != training_config:
             log.warning("%s: %s holds a training state of another configuration; moved to train-previous",
                         label, workdir)
             shutil.rmtree(gdir / "train-previous", ignore_errors=True)
@@ -268,13 +254,13 @@ def _sample_or_load(gen: Generator, checkpoint_sha: str, reference: RadioImages,
     """The sample set drawn from this checkpoint with these sampling options (the stored one when it is
     that set, else drawn now), the ``inputs`` of the metrics that score it, and its sampling cost."""
     path, info_path = gdir / "samples.npz", gdir / "samples.json"
-    sampling = _jsonable(gen.sampling_config())
-    info = _record(info_path) if path.exists() else None
+    sampling = jsonable(gen.sampling_config())
+    info = custody.record(info_path) if path.exists() else None
     if info is not None:
-        why = _resample_reason(info, sampling, checkpoint_sha, path)
-        if why is None and (stored := _stored(path, RadioImages.load)) is not None:
+        why = custody.resample_reason(info, sampling, checkpoint_sha, path)
+        if why is None and (stored := custody.stored(path, RadioImages.load)) is not None:
             summary.reused.append(f"{label}:samples")
-            return stored, _inputs(info), info["cost"]
+            return stored, custody.sample_inputs(info), info["cost"]
         if why is not None:
             log.warning("%s: %s: sampling again (metrics too)", label, why)
     conditions = match_conditions(reference, train, gen.supports, np.random.default_rng([seed, 1]))
@@ -286,47 +272,21 @@ def _sample_or_load(gen: Generator, checkpoint_sha: str, reference: RadioImages,
             "n": len(generated), "seed": seed, "checkpoint_sha256": checkpoint_sha, "sha256": sha256_file(path),
             "cost": cost}
     write_json(info_path, info)
-    inputs = _inputs(info)
+    inputs = custody.sample_inputs(info)
     for old in (gdir / "metrics").glob("*.json"):  # results of an earlier sample set (also one deleted by hand)
-        if not isinstance(record := _stored(old, read_json), dict) or record.get("inputs") != inputs:
+        if not isinstance(record := custody.stored(old, read_json), dict) or record.get("inputs") != inputs:
             old.unlink()
     summary.done.append(f"{label}:samples")
     return generated, inputs, cost
-
-
-def _resample_reason(info: dict[str, Any], sampling: dict[str, Any], checkpoint_sha: str, path: Path) -> str | None:
-    """Why a stored sample set is not the one this run would draw (None: it is)."""
-    if info.get("sampling", {}) != sampling:
-        return f"samples were drawn with {info.get('sampling', {})}, now {sampling}"
-    if info.get("checkpoint_sha256") != checkpoint_sha:
-        return "samples were drawn from another checkpoint" if info.get("checkpoint_sha256") else \
-            "samples record no checkpoint (drawn before radiobench recorded it)"
-    if not isinstance(info.get("cost"), dict):
-        return "samples record no sampling cost"
-    if info.get("sha256") != sha256_file(path):
-        return f"{path} does not match the sha256 recorded in {path.with_suffix('.json')}"
-    return None
-
-
-def _inputs(info: dict[str, Any]) -> dict[str, str]:
-    """What a generator row's metrics score: the sample set and the checkpoint it was drawn from."""
-    return {"samples_sha256": info["sha256"], "checkpoint_sha256": info["checkpoint_sha256"]}
-
-
-def _set_sha256(images: RadioImages) -> str:
-    """Content hash of an image set in memory (images and everything that goes with them)."""
-    arrays = [images.images, images.labels, images.peak_flux, images.masks, *images.extra.values()]
-    return sha256_bytes(repr((images.class_names, sorted(images.extra))).encode(),
-                        *(np.ascontiguousarray(a).tobytes() for a in arrays if a is not None))
 
 
 def _evaluate(rowdir: Path, generated, reference, supports, metric_classes, context, provenance,
               inputs: dict[str, str], summary, label):
     for mname, mcls in metric_classes.items():
         path = rowdir / "metrics" / f"{mname}.json"
-        old = _record(path, status=str)
+        old = custody.record(path, status=str)
         if old is not None and old["status"] in ("ok", "skipped"):
-            why = _distrust(old, mname, inputs, context)
+            why = custody.distrust(old, mname, inputs, context)
             if why is None:
                 summary.reused.append(f"{label}:{mname}")
                 continue
@@ -350,64 +310,6 @@ def _evaluate(rowdir: Path, generated, reference, supports, metric_classes, cont
             record.update(status="error", error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc())
             summary.failed.append(f"{label}:{mname}")
         write_json(path, record)
-
-
-def _distrust(record: dict[str, Any], name: str, inputs: dict[str, str], context: MetricContext) -> str | None:
-    """Why a stored ok/skipped metric record cannot stand for this run's result (None: it can)."""
-    if "inputs" not in record:
-        return "it records no inputs (computed before radiobench recorded them)"
-    if record["inputs"] != inputs:
-        return "the sets it scored have changed"
-    if record.get("metric") != name or (record["status"] == "ok" and not _well_formed(record.get("result")))\
-            or (record["status"] == "skipped" and not isinstance(record.get("reason"), str)):
-        return "the stored record is malformed"
-    stale = _stale_fingerprints(record, context)
-    return f"{', '.join(stale)} changed since it was computed" if stale else None
-
-
-def _well_formed(result: Any) -> bool:
-    """Whether a stored result reads back as a MetricResult with numeric (or null: NaN) values."""
-    try:
-        MetricResult.from_dict(result)
-    except (TypeError, ValueError):
-        return False
-    numbers = [result.get(k, "missing") for k in ("value", "ci_low", "ci_high")]
-    return all(v is None or (isinstance(v, (int, float)) and not isinstance(v, bool)) for v in numbers)
-
-
-# -- stored files ---------------------------------------------------------------------------------
-def _stored(path: Path, load: Callable[[Path], T]) -> T | None:
-    """``load(path)``; None when the file is missing or does not read back (truncated, garbled: a warning
-    names it), so that the caller redoes what it held."""
-    if not path.exists():
-        return None
-    try:
-        return load(path)
-    except Exception as err:
-        log.warning("%s does not read back (%s: %s); it is redone", path, type(err).__name__, err)
-        return None
-
-
-def _record(path: Path, **fields: type) -> dict[str, Any] | None:
-    """The JSON object stored at ``path`` when it has ``fields`` of their types (else None, with a warning
-    naming the file)."""
-    obj = _stored(path, read_json)
-    if obj is not None and not (isinstance(obj, dict) and all(isinstance(obj.get(k), t) for k, t in fields.items())):
-        needs = ", ".join(f"{k} ({t.__name__})" for k, t in fields.items()) or "an object"
-        log.warning("%s is not a radiobench record (it needs %s); it is redone", path, needs)
-        return None
-    return obj
-
-
-def _stale_fingerprints(record: dict[str, Any], context: MetricContext) -> list[str]:
-    """Names of the data / evaluator networks a stored result was computed with that this run would
-    replace (another dataset version, or a built-in evaluator trained from another configuration or holding
-    other weights)."""
-    used = (record.get("result") or {}).get("fingerprints", {})
-    stale = stale_evaluators(used, context)
-    if "dataset" in used and used["dataset"] != context.dataset_fingerprint:
-        stale.append("dataset")
-    return stale
 
 
 def _reference_set(dataset: Dataset, train: RadioImages, reference: RadioImages) -> tuple[RadioImages, str]:
@@ -438,7 +340,7 @@ def _open_manifest(out: Path, config: RunConfig, dataset, fingerprint, train, re
                    reference_row: dict[str, Any]) -> dict[str, Any]:
     """Write this run's manifest, merged (seeds, generators) with the one already in ``out``; InputError
     when ``out`` holds a run of another dataset or preset."""
-    identity = _jsonable({**config.identity(), "dataset_fingerprint": fingerprint})
+    identity = jsonable({**config.identity(), "dataset_fingerprint": fingerprint})
 
     def merge(current: dict[str, Any] | None) -> dict[str, Any]:
         seeds, gens = set(config.seeds), list(config.generators)
@@ -451,11 +353,11 @@ def _open_manifest(out: Path, config: RunConfig, dataset, fingerprint, train, re
         cfg = {**asdict(config), "out": str(config.out), "seeds": sorted(seeds), "generators": gens}
         return {
             "identity": identity,
-            "config": _jsonable(cfg),
+            "config": jsonable(cfg),
             "preset": get_preset(config.preset).to_dict(),
             "dataset": {
                 "name": config.dataset,
-                "config": _jsonable(dataset.config()),
+                "config": jsonable(dataset.config()),
                 "fingerprint": fingerprint,
                 "train_split": dataset.train_split,
                 "reference_split": dataset.reference_split,
@@ -495,11 +397,3 @@ def _update_manifest(out: Path, update: Callable[[dict[str, Any] | None], dict[s
         manifest = update(current)
         write_json(path, manifest)
     return manifest
-
-
-def _jsonable(obj: Any) -> Any:
-    import json
-
-    from .store import _json_default
-
-    return json.loads(json.dumps(obj, default=_json_default))

@@ -7,8 +7,8 @@ scipy.stats.wasserstein_distance and ks_2samp's statistic). Bootstraps resample 
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 

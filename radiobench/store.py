@@ -12,8 +12,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-__all__ = ["atomic_path", "write_json", "read_json", "sha256_file", "sha256_bytes", "sha256_dir", "stable_hash",
-           "file_lock"]
+__all__ = ["atomic_path", "write_json", "read_json", "jsonable", "sha256_file", "sha256_bytes", "sha256_dir",
+           "stable_hash", "file_lock"]
 
 
 @contextlib.contextmanager
@@ -116,3 +116,9 @@ def stable_hash(obj: Any, length: int = 16) -> str:
     """Hash of a JSON-serialisable object, independent of dict order."""
     text = json.dumps(obj, sort_keys=True, default=_json_default)
     return hashlib.sha256(text.encode()).hexdigest()[:length]
+
+
+def jsonable(obj: Any) -> Any:
+    """``obj`` as JSON stores it (tuples as lists, numpy scalars as numbers), so stored and current values
+    compare equal."""
+    return json.loads(json.dumps(obj, default=_json_default))

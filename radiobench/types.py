@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Mapping, Sequence
+from typing import Any, Literal
 
 import numpy as np
 
@@ -51,7 +52,7 @@ class SurveyInfo:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "SurveyInfo":
+    def from_dict(cls, d: Mapping[str, Any]) -> SurveyInfo:
         d = dict(d)
         if d.get("beam_fwhm_arcsec") is not None:
             d["beam_fwhm_arcsec"] = tuple(d["beam_fwhm_arcsec"])
@@ -132,7 +133,7 @@ class RadioImages:
     def resolution(self) -> tuple[int, int]:
         return int(self.images.shape[2]), int(self.images.shape[3])
 
-    def subset(self, index: Sequence[int] | np.ndarray) -> "RadioImages":
+    def subset(self, index: Sequence[int] | np.ndarray) -> RadioImages:
         """The images at ``index`` (any integer index or boolean mask), with everything that goes with them."""
         idx = np.asarray(index)
         if idx.dtype == bool:
@@ -186,7 +187,7 @@ class RadioImages:
                 np.savez_compressed(fh, **arrays)
 
     @classmethod
-    def load(cls, path) -> "RadioImages":
+    def load(cls, path) -> RadioImages:
         import json
 
         with np.load(path, allow_pickle=False) as z:
@@ -246,7 +247,7 @@ class Conditions:
         out.update(self.images)
         return frozenset(out)
 
-    def slice(self, start: int, stop: int) -> "Conditions":
+    def slice(self, start: int, stop: int) -> Conditions:
         cut = lambda a: None if a is None else a[start:stop]  # noqa: E731
         return Conditions(
             n=max(0, min(stop, self.n) - start),
@@ -293,7 +294,7 @@ class MetricResult:
         return d
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "MetricResult":
+    def from_dict(cls, d: Mapping[str, Any]) -> MetricResult:
         d = dict(d)
         for k in ("value", "ci_low", "ci_high"):
             if d.get(k) is None:

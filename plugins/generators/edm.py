@@ -26,10 +26,10 @@ import torch
 from torch import nn
 
 from radiobench.conditioning import BoxCox
-from radiobench.options import Option, Options, jsonable
+from radiobench.options import Option, Options
 from radiobench.postprocess import POSTPROCESSING
 from radiobench.seeding import PerImageRandom
-from radiobench.store import read_json, write_json
+from radiobench.store import jsonable, read_json, write_json
 from radiobench.training import EMA, TrainingRun
 from radiobench.types import Conditions, InputError, RadioImages
 

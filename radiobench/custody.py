@@ -1,0 +1,118 @@
+"""Chain of custody of a run directory's files: a sample set names the checkpoint it was drawn from, a
+metric record the sets it scored (``inputs``) and the evaluator networks it used; a stored file that does
+not read back, or whose parent no longer matches, is redone (``radiobench.runner``)."""
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+
+from .evaluators.cache import stale_evaluators
+from .interfaces import MetricContext
+from .store import read_json, sha256_bytes, sha256_dir, sha256_file
+from .types import MetricResult, RadioImages
+
+__all__ = ["stored", "record", "safetensors_keys", "checkpoint_sha256", "resample_reason", "sample_inputs", "set_sha256",
+           "distrust", "well_formed", "stale_fingerprints"]
+
+log = logging.getLogger("radiobench")
+T = TypeVar("T")
+
+
+def stored(path: Path, load: Callable[[Path], T]) -> T | None:
+    """``load(path)``; None when the file is missing or does not read back (truncated, garbled: a warning
+    names it), so that the caller redoes what it held."""
+    if not path.exists():
+        return None
+    try:
+        return load(path)
+    except Exception as err:
+        log.warning("%s does not read back (%s: %s); it is redone", path, type(err).__name__, err)
+        return None
+
+
+def record(path: Path, **fields: type) -> dict[str, Any] | None:
+    """The JSON object stored at ``path`` when it has ``fields`` of their types (else None, with a warning
+    naming the file)."""
+    obj = stored(path, read_json)
+    if obj is not None and not (isinstance(obj, dict) and all(isinstance(obj.get(k), t) for k, t in fields.items())):
+        needs = ", ".join(f"{k} ({t.__name__})" for k, t in fields.items()) or "an object"
+        log.warning("%s is not a radiobench record (it needs %s); it is redone", path, needs)
+        return None
+    return obj
+
+
+def safetensors_keys(path: Path) -> list[str]:
+    """The tensor names of a safetensors file (reads the header; a truncated file fails here)."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), "np") as fh:
+        return list(fh.keys())
+
+
+def checkpoint_sha256(ckpt: Path) -> str:
+    """Hash of the weights and configuration a checkpoint holds (fit.json, the runner's record, aside)."""
+    return sha256_dir(ckpt, exclude=("fit.json",))
+
+
+def resample_reason(info: dict[str, Any], sampling: dict[str, Any], checkpoint_sha: str, path: Path) -> str | None:
+    """Why a stored sample set is not the one this run would draw (None: it is)."""
+    if info.get("sampling", {}) != sampling:
+        return f"samples were drawn with {info.get('sampling', {})}, now {sampling}"
+    if info.get("checkpoint_sha256") != checkpoint_sha:
+        return "samples were drawn from another checkpoint" if info.get("checkpoint_sha256") else \
+            "samples record no checkpoint (drawn before radiobench recorded it)"
+    if not isinstance(info.get("cost"), dict):
+        return "samples record no sampling cost"
+    if info.get("sha256") != sha256_file(path):
+        return f"{path} does not match the sha256 recorded in {path.with_suffix('.json')}"
+    return None
+
+
+def sample_inputs(info: dict[str, Any]) -> dict[str, str]:
+    """What a generator row's metrics score: the sample set and the checkpoint it was drawn from."""
+    return {"samples_sha256": info["sha256"], "checkpoint_sha256": info["checkpoint_sha256"]}
+
+
+def set_sha256(images: RadioImages) -> str:
+    """Content hash of an image set in memory (images and everything that goes with them)."""
+    arrays = [images.images, images.labels, images.peak_flux, images.masks, *images.extra.values()]
+    return sha256_bytes(repr((images.class_names, sorted(images.extra))).encode(),
+                        *(np.ascontiguousarray(a).tobytes() for a in arrays if a is not None))
+
+
+def distrust(record: dict[str, Any], name: str, inputs: dict[str, str], context: MetricContext) -> str | None:
+    """Why a stored ok/skipped metric record cannot stand for this run's result (None: it can)."""
+    if "inputs" not in record:
+        return "it records no inputs (computed before radiobench recorded them)"
+    if record["inputs"] != inputs:
+        return "the sets it scored have changed"
+    if record.get("metric") != name or (record["status"] == "ok" and not well_formed(record.get("result")))\
+            or (record["status"] == "skipped" and not isinstance(record.get("reason"), str)):
+        return "the stored record is malformed"
+    stale = stale_fingerprints(record, context)
+    return f"{', '.join(stale)} changed since it was computed" if stale else None
+
+
+def well_formed(result: Any) -> bool:
+    """Whether a stored result reads back as a MetricResult with numeric (or null: NaN) values."""
+    try:
+        MetricResult.from_dict(result)
+    except (TypeError, ValueError):
+        return False
+    numbers = [result.get(k, "missing") for k in ("value", "ci_low", "ci_high")]
+    return all(v is None or (isinstance(v, (int, float)) and not isinstance(v, bool)) for v in numbers)
+
+
+def stale_fingerprints(record: dict[str, Any], context: MetricContext) -> list[str]:
+    """Names of the data / evaluator networks a stored result was computed with that this run would
+    replace (another dataset version, or a built-in evaluator trained from another configuration or holding
+    other weights)."""
+    used = (record.get("result") or {}).get("fingerprints", {})
+    stale = stale_evaluators(used, context)
+    if "dataset" in used and used["dataset"] != context.dataset_fingerprint:
+        stale.append("dataset")
+    return stale
