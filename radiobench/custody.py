@@ -15,8 +15,8 @@ from .interfaces import MetricContext
 from .store import read_json, sha256_bytes, sha256_dir, sha256_file
 from .types import MetricResult, RadioImages
 
-__all__ = ["stored", "record", "safetensors_keys", "checkpoint_sha256", "resample_reason", "sample_inputs", "set_sha256",
-           "distrust", "well_formed", "stale_fingerprints"]
+__all__ = ["stored", "record", "safetensors_keys", "checkpoint_sha256", "resample_reason", "sample_inputs",
+           "set_sha256", "distrust", "well_formed", "stale_fingerprints"]
 
 log = logging.getLogger("radiobench")
 T = TypeVar("T")
