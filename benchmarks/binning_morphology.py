@@ -84,7 +84,8 @@ def run(resolution: int, seconds: float, data_dir: Path | None, seed: int = 0) -
     model.load_state_dict(best[1])
     best_te, conf = accuracy(model, xte, yte)
     return {"resolution": resolution, "train_s": train_s, "steps": steps, "epochs": epochs,
-            "best_valid": best[0], "best_epoch": best[2], "test_best_valid": best_te, "test_last": last_te, "confusion": conf}
+            "best_valid": best[0], "best_epoch": best[2], "test_best_valid": best_te, "test_last": last_te,
+            "confusion": conf}
 
 
 def main() -> None:

@@ -36,7 +36,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--resolution", type=int, default=80)
     ap.add_argument("--seeds", default="0,1,2")
-    ap.add_argument("--config", default="cpu", choices=["smoke", "cpu", "paper"], help="classifier config (preset) to start from")
+    ap.add_argument("--config", default="cpu", choices=["smoke", "cpu", "paper"],
+                    help="classifier config (preset) to start from")
     ap.add_argument("--epochs", type=int, default=None, help="override the config's epochs")
     ap.add_argument("--augment", default=None, choices=["paper", "geometric"], help="override the augmentations")
     ap.add_argument("--stem", default=None, choices=["imagenet", "small"], help="override the ResNet18 stem")
@@ -75,7 +76,8 @@ def main() -> None:
         row["pixel_floor"] = {"accuracy": float((pred == test.labels).mean()),
                               "confusion": confusion_matrix(test.labels, pred, len(test.class_names)).tolist()}
         rows.append(row)
-        print(f"seed {seed}: test {row['test']['accuracy']:.3f} [{row['test']['ci'][0]:.3f}, {row['test']['ci'][1]:.3f}]"
+        test_ci = row["test"]["ci"]
+        print(f"seed {seed}: test {row['test']['accuracy']:.3f} [{test_ci[0]:.3f}, {test_ci[1]:.3f}]"
               f"  valid {row['valid']['accuracy']:.3f}  pixel floor {row['pixel_floor']['accuracy']:.3f}"
               f"  train {row['train_seconds']:.0f} s"
               f" (wall {time.perf_counter() - t0:.0f} s)  confusion(test, rows=true {'/'.join(test.class_names)}) "

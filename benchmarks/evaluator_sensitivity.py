@@ -89,7 +89,8 @@ def main() -> None:
             rows.append((lv, r.value, r.ci_low, r.ci_high, f.value, f.ci_low, f.ci_high))
             print(f"{lv:<28g} {fmt(r):>30s} {fmt(f):>32s}")
         a = np.array(rows)
-        print(f"monotonic: RAMIS falls {bool(np.all(np.diff(a[:, 1]) < 0))}, FID rises {bool(np.all(np.diff(a[:, 4]) > 0))}")
+        ramis_falls, fid_rises = bool(np.all(np.diff(a[:, 1]) < 0)), bool(np.all(np.diff(a[:, 4]) > 0))
+        print(f"monotonic: RAMIS falls {ramis_falls}, FID rises {fid_rises}")
         curves[kind] = a
     print(f"\ntotal {time.perf_counter() - t0:.0f} s")
 
@@ -107,7 +108,8 @@ def main() -> None:
                 ax.errorbar(a[:, 0], a[:, col], yerr=err, marker="o", capsize=3)
                 ax.set_ylabel(label)
                 axes[1, j].set_xlabel(kind)
-        fig.suptitle(f"{args.dataset} {args.preset}: metric response to degraded real test images (cf. paper 003 Fig. 1)")
+        fig.suptitle(f"{args.dataset} {args.preset}: metric response to degraded real test images"
+                     " (cf. paper 003 Fig. 1)")
         fig.tight_layout()
         fig.savefig(args.plot, dpi=120)
         print(f"plot: {args.plot}")

@@ -89,7 +89,9 @@ def check_zip_members(
             raise InputError(f"{zf.filename}: refusing member {name!r}: links and special files are not allowed")
         total += info.file_size
     if total > MAX_UNPACKED_BYTES:
-        raise InputError(f"{zf.filename}: refusing to unpack {total / 2**30:.1f} GiB (limit {MAX_UNPACKED_BYTES >> 30} GiB)")
+        raise InputError(
+            f"{zf.filename}: refusing to unpack {total / 2**30:.1f} GiB (limit {MAX_UNPACKED_BYTES >> 30} GiB)"
+        )
     return infos
 
 
@@ -142,7 +144,9 @@ def extract_zip(
                     with zf.open(info) as src, open(dest, "wb") as out:
                         shutil.copyfileobj(src, out, 1 << 20)
                 except (zipfile.BadZipFile, EOFError, zlib.error) as e:
-                    raise InputError(f"{zip_path}: member {info.filename!r} is corrupt ({e}); fetch the archive again") from None
+                    raise InputError(
+                        f"{zip_path}: member {info.filename!r} is corrupt ({e}); fetch the archive again"
+                    ) from None
             if marker is not None:
                 write_json(tmp / "SOURCE.json", marker)
         if target.exists():

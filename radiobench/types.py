@@ -184,7 +184,8 @@ class RadioImages:
         arrays["meta_json"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
         with atomic_path(path) as tmp:
             with open(tmp, "wb") as fh:
-                np.savez_compressed(fh, **arrays)
+                # explicit, so the stubs do not bind **arrays to allow_pickle; load() refuses pickles anyway
+                np.savez_compressed(fh, allow_pickle=False, **arrays)
 
     @classmethod
     def load(cls, path) -> RadioImages:

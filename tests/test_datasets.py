@@ -185,7 +185,8 @@ def test_mirabest_nan_policy(tmp_path):
             h[0].data.reshape(-1)[:k] = np.nan
     zero = MiraBestDataset(data_dir=folder, split_fractions=(0.5, 0.25, 0.25))
     n = sum(len(zero.load(s)) for s in zero.splits)
-    assert zero.nan_report["files_with_nan"] == {files[0]: 7, files[-1]: 22500} and zero.nan_report["nan_pixels"] == 22507
+    assert zero.nan_report["files_with_nan"] == {files[0]: 7, files[-1]: 22500}
+    assert zero.nan_report["nan_pixels"] == 22507
     assert n == 23 and zero.selection_report["dropped_empty"] == 1  # the all-NaN image has nothing left
     drop = MiraBestDataset(data_dir=folder, nan_policy="drop", split_fractions=(0.5, 0.25, 0.25))
     assert sum(len(drop.load(s)) for s in drop.splits) == 22 and drop.nan_report["dropped"] == [files[0], files[-1]]
@@ -247,7 +248,8 @@ def _features(d: RadioImages) -> np.ndarray:
     pk = x.reshape(n, -1).argmax(1)
     off = np.hypot(yy.reshape(-1)[pk] - cy, xx.reshape(-1)[pk] - cx)
     area = (x > 0).sum((1, 2))
-    return np.column_stack([prof, np.log1p(l1), np.log1p(l2), l2 / (l1 + 1e-9), np.log1p(off), np.log1p(area), tot / area])
+    shape = [np.log1p(l1), np.log1p(l2), l2 / (l1 + 1e-9), np.log1p(off), np.log1p(area), tot / area]
+    return np.column_stack([prof, *shape])
 
 
 def test_synthetic_classes_are_separable():
@@ -297,7 +299,8 @@ def test_folder_reads_mixed_formats(tmp_path):
     d = parts["train"]
     _check(d, (32, 32))
     assert d.class_names == ("A", "B") and d.peak_flux is None  # PNG/NPY carry no physical units
-    assert d.survey.pixel_scale_arcsec == pytest.approx(1.8) and d.survey.beam_fwhm_arcsec == pytest.approx((5.4, 5.4, 0.0))
+    assert d.survey.pixel_scale_arcsec == pytest.approx(1.8)
+    assert d.survey.beam_fwhm_arcsec == pytest.approx((5.4, 5.4, 0.0))
     cropped = FolderDataset(resolution=16, data_dir=folder, split_fractions=(0.5, 0.25, 0.25)).load("test")
     assert cropped.images.shape[2:] == (16, 16)
     for p in folder.glob("*.png"):

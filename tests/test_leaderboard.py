@@ -87,8 +87,8 @@ def test_cells_better_than_the_pixel_floor_are_marked():
         return Row(name, reference, cells, floor=floor)
 
     # the floor is the row whose generator class says so (Generator.floor), whatever its name
-    rows = [row("pixel_floor", True, 80.0, 1.65, floor=True), row("replay", True, 30.0, 2.1), row("gan", False, 60.0, 1.5),
-            row("vae", False, 90.0, 1.7)]
+    rows = [row("pixel_floor", True, 80.0, 1.65, floor=True), row("replay", True, 30.0, 2.1),
+            row("gan", False, 60.0, 1.5), row("vae", False, 90.0, 1.7)]
     table = Table("first", "cpu", "fp", 200, ["fid", "ramis"], {"fid": "lower", "ramis": "higher"}, rows, ["r"])
     _mark(table)
     marks = {(r.name, m): r.cells[m].beats_floor for r in rows for m in ("fid", "ramis")}

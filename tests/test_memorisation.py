@@ -1,7 +1,6 @@
 import numpy as np
-import pytest
 
-from radiobench import MetricContext, RadioImages, SurveyInfo, get_preset
+from radiobench import MetricContext, get_preset
 from radiobench_plugins.metrics.memorisation import Memorisation, align_principal_axis, max_ssim
 
 
@@ -17,7 +16,7 @@ def test_global_ssim_matches_direct_formula_and_finds_copies():
     q = rng.random((5, 1, 12, 12)).astype(np.float32)
     best, arg = max_ssim(q, lib)
     direct = [max(_ssim_direct(q[i, 0].astype(float), f.astype(float))
-                  for l in lib[:, 0] for f in (l, l[::-1], l[:, ::-1], l[::-1, ::-1])) for i in range(5)]
+                  for im in lib[:, 0] for f in (im, im[::-1], im[:, ::-1], im[::-1, ::-1])) for i in range(5)]
     assert np.allclose(best, direct)
     best, arg = max_ssim(lib[[3, 7]], lib)
     assert np.allclose(best, 1) and list(arg) == [3, 7]

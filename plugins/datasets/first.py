@@ -120,7 +120,8 @@ class FirstDataset(MemoisedSplits):
     OPTIONS = Options(crop=Option(int, low=1, nullable=True))
 
     def __init__(
-        self, resolution: int | None = None, data_dir: str | Path | None = None, *, crop: int | None = None, **options: Any
+        self, resolution: int | None = None, data_dir: str | Path | None = None, *, crop: int | None = None,
+        **options: Any,
     ):
         resolution = self.check_options(resolution, {"crop": crop, **options})
         self.crop, self.factor = plan_resolution(resolution, int(crop or 80), crop is not None, NATIVE_SIDE, "first")

@@ -130,7 +130,9 @@ class FolderDataset(MemoisedSplits):
             rows = list(csv.DictReader(fh))
         cols = set(rows[0]) if rows else set()
         if not {"file", "label"} <= cols:
-            raise InputError(f"folder: {path} needs columns 'file' and 'label' (optional 'split'); found {sorted(cols)}")
+            raise InputError(
+                f"folder: {path} needs columns 'file' and 'label' (optional 'split'); found {sorted(cols)}"
+            )
         labels = {r["file"].strip(): (r["label"] or "").strip() for r in rows}
         empty = [f for f, lab in labels.items() if not lab]
         if empty:
@@ -239,11 +241,12 @@ class FolderDataset(MemoisedSplits):
         elif beam is not None:
             beam = tuple(float(b) for b in beam)
         unit = meta.get("unit") or "unknown units"
+        peak_note = f"; x peak_flux = {unit}" if d["all_fits"] else ""
         return SurveyInfo(
             name=o["survey_name"],
             pixel_scale_arcsec=o["pixel_scale_arcsec"] or meta.get("pixel_scale_arcsec"),
             beam_fwhm_arcsec=beam or meta.get("beam"),
             frequency_hz=o["frequency_hz"] or meta.get("frequency_hz"),
-            units=f"scaled [0, 1] (negatives clipped, divided by per-image peak{'; x peak_flux = ' + unit if d['all_fits'] else ''})",
-            notes=f"folder {self.data_dir}; central crop to {self.resolution}" if self.resolution else f"folder {self.data_dir}",
+            units=f"scaled [0, 1] (negatives clipped, divided by per-image peak{peak_note})",
+            notes=f"folder {self.data_dir}" + (f"; central crop to {self.resolution}" if self.resolution else ""),
         )

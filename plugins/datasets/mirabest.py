@@ -167,7 +167,8 @@ class MiraBestDataset(MemoisedSplits):
         if target.is_dir() and any(target.glob("*.fits")):
             return target
         downloads = cache_root() / "downloads"
-        sources = [(url, lambda url=url: download(url, downloads / "MiraBest_builder.zip", timeout=60)) for url in REPO_ARCHIVES]
+        archive_path = downloads / "MiraBest_builder.zip"
+        sources = [(url, lambda url=url: download(url, archive_path, timeout=60)) for url in REPO_ARCHIVES]
         origin, archive = first_available(sources, "the MiraBest FITS files", HOW_TO_GET)
         extract_zip(archive, target, members=lambda n: "/FITS/" in n and n.endswith(".fits"), flatten=True,
                     marker={"origin": origin, "archive_sha256": sha256_file(archive)})
@@ -218,12 +219,15 @@ class MiraBestDataset(MemoisedSplits):
                     )
             blobs.append(blob)
             digests.append(actual)
-        key = {"files": hashlib.sha256("".join(f + d for (f, _), d in zip(cat, digests)).encode()).hexdigest(), "crop": self.crop}
+        files_digest = hashlib.sha256("".join(f + d for (f, _), d in zip(cat, digests)).encode()).hexdigest()
+        key = {"files": files_digest, "crop": self.crop}
         memo_key = str(key)
         if memo_key not in _MEMO:
             if len(_MEMO) >= 4:
                 _MEMO.pop(next(iter(_MEMO)))
-            _MEMO[memo_key] = cached_arrays("mirabest", key, lambda: self._build_products(folder, cat, blobs), compress=False)
+            _MEMO[memo_key] = cached_arrays(
+                "mirabest", key, lambda: self._build_products(folder, cat, blobs), compress=False
+            )
         return _MEMO[memo_key]
 
     def _build_products(self, folder: Path, cat: list[tuple[str, str]], blobs: list[bytes]) -> dict[str, np.ndarray]:
@@ -232,7 +236,9 @@ class MiraBestDataset(MemoisedSplits):
             path = folder / fname
             data, hdr = _read_fits(path, blob)
             if min(data.shape) < self.crop:
-                raise InputError(f"mirabest: {fname} is {data.shape[0]}x{data.shape[1]}, smaller than the crop {self.crop}")
+                raise InputError(
+                    f"mirabest: {fname} is {data.shape[0]}x{data.shape[1]}, smaller than the crop {self.crop}"
+                )
             beams.append((float(hdr["BMAJ"]) * 3600, float(hdr["BMIN"]) * 3600, float(hdr.get("BPA", 0.0)))
                          if "BMAJ" in hdr and "BMIN" in hdr else (np.nan, np.nan, np.nan))
             raws.append(data)
@@ -251,7 +257,9 @@ class MiraBestDataset(MemoisedSplits):
             return self._data
         folder = self.folder()
         cat = self.catalogue(folder)
-        split_all = stratified_split([c[:2] for _, c in cat], self.options["split_fractions"], self.options["split_seed"], SPLITS)
+        split_all = stratified_split(
+            [c[:2] for _, c in cat], self.options["split_fractions"], self.options["split_seed"], SPLITS
+        )
         wanted_conf = CONFIDENCE[self.options["confidence"]]
         classes = ("1", "2", "3") if self.options["include_hybrid"] else ("1", "2")
         chosen = np.array([c[0] in classes and c[1] in wanted_conf for _, c in cat], dtype=bool)
@@ -275,7 +283,9 @@ class MiraBestDataset(MemoisedSplits):
         idx = idx[ok]
         codes = np.array([cat[i][1] for i in idx], dtype=np.int64)
         beams = prod["beam"][idx]
-        self._beam_from_header = len(idx) > 0 and bool(np.all(np.isfinite(beams))) and len(np.unique(beams, axis=0)) == 1
+        self._beam_from_header = (
+            len(idx) > 0 and bool(np.all(np.isfinite(beams))) and len(np.unique(beams, axis=0)) == 1
+        )
         self._beam = tuple(float(b) for b in beams[0]) if self._beam_from_header else None
         self._data = {
             "images": images[ok], "peak": peak[ok], "labels": codes // 100 - 1, "codes": codes,

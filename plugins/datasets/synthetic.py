@@ -72,7 +72,7 @@ def _source(cls: int, rng: np.random.Generator) -> list[tuple]:
             comps.append((tip[0], tip[1], hot, rng.uniform(0.5, 1.5), rng.uniform(0.5, 1.2), direction))
             lobe_len = dist * rng.uniform(0.4, 0.8)
             width = rng.uniform(2, 6)
-            for k, f in enumerate(np.linspace(0.15, 0.9, 4)):  # backflow: brighter towards the hotspot
+            for f in np.linspace(0.15, 0.9, 4):  # backflow: brighter towards the hotspot
                 p = tip - (1 - f) * lobe_len * u
                 comps.append((p[0], p[1], hot * (0.12 + 0.25 * f), lobe_len / 5, width * (1.2 - 0.3 * f), direction))
         return comps
@@ -124,7 +124,9 @@ class SyntheticDataset(MemoisedSplits):
         sizes = {"train": int(n_train), "valid": int(n_valid), "test": int(n_test)}
         if min(sizes.values()) < 0:
             raise InputError(f"synthetic: split sizes must be >= 0; got {sizes}")
-        super().__init__(res, data_dir, seed=int(seed), n_train=sizes["train"], n_valid=sizes["valid"], n_test=sizes["test"])
+        super().__init__(
+            res, data_dir, seed=int(seed), n_train=sizes["train"], n_valid=sizes["valid"], n_test=sizes["test"]
+        )
         self.sizes = sizes
 
     def build_split(self, split: str) -> RadioImages:
