@@ -1,8 +1,8 @@
 """An example third-party radiobench plugin: one generator, one metric, registered by entry points."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
