@@ -3,12 +3,13 @@ sample never depends on the batch size it was drawn in (as NVlabs/edm's StackedR
 from __future__ import annotations
 
 import random
+import zlib
 from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
 
-__all__ = ["image_seeds", "PerImageRandom", "seed_everything"]
+__all__ = ["image_seeds", "PerImageRandom", "seed_everything", "step_generator"]
 
 
 def image_seeds(seed: int, start: int, stop: int) -> list[int]:
@@ -48,3 +49,9 @@ def seed_everything(seed: int) -> torch.Generator:
     np.random.seed(seed % (2**32))
     torch.manual_seed(seed)
     return torch.Generator().manual_seed(seed)
+
+
+def step_generator(seed: int, step: int, salt: str = "") -> torch.Generator:
+    """Augmentation randomness as a pure function of (seed, step): a resumed run repeats it exactly."""
+    s = np.random.SeedSequence([int(seed), int(step), zlib.crc32(salt.encode())]).generate_state(1, np.uint64)[0]
+    return torch.Generator().manual_seed(int(s >> np.uint64(1)))

@@ -25,11 +25,10 @@ from torch import nn
 
 from radiobench.checkpoint import load_config, load_weights, save_config, save_weights
 from radiobench.evaluators.augment import random_flip_rot90
-from radiobench.evaluators.base import step_generator
 from radiobench.interfaces import Generator
 from radiobench.options import Option, Options
 from radiobench.postprocess import POSTPROCESSING
-from radiobench.seeding import PerImageRandom, seed_everything
+from radiobench.seeding import PerImageRandom, seed_everything, step_generator
 from radiobench.training import EMA, TrainingRun, batch_indices
 from radiobench.types import Conditions, GeneratorCost, InputError, RadioImages
 

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import math
 import time
-import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -12,11 +11,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..seeding import step_generator
 from ..training import TrainingRun, batch_indices
 from ..types import InputError, RadioImages
 
 __all__ = [
-    "EvaluatorSpec", "step_generator", "class_weights", "fit_supervised", "fit_classifier", "plateau_scheduler",
+    "EvaluatorSpec", "class_weights", "fit_supervised", "fit_classifier", "plateau_scheduler",
     "total_steps", "recalibrate_bn",
 ]
 
@@ -51,12 +51,6 @@ def total_steps(config: Mapping[str, Any], n_train: int) -> int:
     if "steps" in config:
         return int(config["steps"])
     return int(config["epochs"]) * max(1, math.ceil(n_train / int(config["batch_size"])))
-
-
-def step_generator(seed: int, step: int, salt: str = "") -> torch.Generator:
-    """Augmentation randomness as a pure function of (seed, step): a resumed run repeats it exactly."""
-    s = np.random.SeedSequence([int(seed), int(step), zlib.crc32(salt.encode())]).generate_state(1, np.uint64)[0]
-    return torch.Generator().manual_seed(int(s >> np.uint64(1)))
 
 
 def class_weights(labels: np.ndarray, n_classes: int) -> torch.Tensor:

@@ -17,9 +17,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..seeding import step_generator
 from ..training import EMA, TrainingRun, batch_indices
 from .augment import Augment
-from .base import EvaluatorSpec, recalibrate_bn, step_generator
+from .base import EvaluatorSpec, recalibrate_bn
 from .resnet import ResNet18
 
 __all__ = ["BYOL", "SPEC", "AUGMENT", "mlp"]
