@@ -288,7 +288,7 @@ class Generator(Plugin, ABC):
             image_shape=list(train.images.shape[1:]),
             survey=train.survey.to_dict(),
             zero_fraction=float(np.mean(train.images == 0)),  # near 1 for thresholded surveys (FIRST)
-            # every cutout scaled to its own peak (FIRST's train split also holds 2 empty cutouts of 1758)
+            # every cutout scaled to its own peak (empty cutouts aside: FIRST's train split holds two)
             peak_one=bool(np.any(peaks > 0) and np.allclose(peaks[peaks > 0], 1.0, atol=1e-4)),
         )
 

@@ -204,7 +204,7 @@ def cached_arrays(
 def read_simple_fits(raw: bytes) -> tuple[np.ndarray, dict[str, Any]] | None:
     """Image and header cards of a plain single-HDU float FITS file straight from its bytes, or None.
 
-    Astropy spends ~10 ms per file parsing headers; this reads primary HDUs with BITPIX -32/-64, no
+    Faster than astropy's header parsing (benchmarks/README.md, "Datasets"); reads primary HDUs with BITPIX -32/-64, no
     BSCALE/BZERO/BLANK and no extensions (the MiraBest cutouts). Anything else returns None (use astropy)."""
     cards: dict[str, Any] = {}
     pos = 0

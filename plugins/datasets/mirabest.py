@@ -16,8 +16,8 @@ Preprocessing per image, in this order (physical units until the last step):
   3b. S/N_sigma of paper 000 Sect. 3.1 (mean source / mean background pixel, see ``_common.snr_sigma``) on the
      clipped central crop -> ``extra["snr_sigma"]``; ``min_snr`` keeps images with S/N_sigma >= min_snr. The
      paper's equations leave open on which stage of the image it is taken; on raw cutouts the background mean
-     is ~0 and the ratio is undefined, so we take it after step 3. On that scale a pure-noise 80x80 crop gives
-     S/N_sigma ~ 7 (MiraBest: 1st percentile 7.7, median 28), so the paper's LoTSS cut of 5 removes nothing here;
+     is ~0 and the ratio is undefined, so we take it after step 3. On that scale even a pure-noise crop passes
+     the paper's LoTSS cut of 5, which therefore removes nothing here (benchmarks/README.md, "Datasets");
   4. central ``crop`` x ``crop`` window (default 80 = 144", the field of the ``first`` dataset), mean-binned
      to ``resolution`` (a divisor of the crop; 40 -> 3.6" pixels);
   5. division by the image's maximum: ``peak_flux`` (Jy/beam, after steps 3-4) times the image restores step 4.
@@ -200,7 +200,7 @@ class MiraBestDataset(MemoisedSplits):
         """Per-file arrays for the whole catalogue (before any selection), cached by content hash on disk
         (``<cache>/preprocessed``) and in memory, so datasets with other selection options reuse them.
 
-        Every file is read and hashed on each load (~0.5 s for MiraBest) and checked against SHA256SUMS
+        Every file is read and hashed on each load and checked against SHA256SUMS
         when the folder has one; the parsed, clipped and measured arrays come from the cache."""
         sums_path = folder / "SHA256SUMS"
         sums = read_sha256sums(sums_path) if sums_path.is_file() else None
