@@ -1,4 +1,4 @@
-"""Declared generator options: one table per plugin, checked before any work.
+"""Declared plugin options (generators, datasets): one table per plugin, checked before any work.
 
 A plugin lists its options as ``OPTIONS = Options(name=Option(...), ...)``. Each ``Option`` says its type
 and range, its default at each preset (smoke/cpu/paper) and whether it is a sampling option (changes how
