@@ -3,12 +3,14 @@
 One table per (dataset, preset, dataset fingerprint): rows are generators plus the real-vs-real
 reference row, columns are metrics as mean ± 95% CI over seeds (Student t; with one seed, the
 bootstrap interval [low, high] of that seed), an arrow for the better direction (the metric's own),
-the best non-reference entry marked, and cost columns. Cells computed with evaluator networks whose
-fingerprints differ from the column's majority carry a dagger: they are not comparable. A cell says
-``failed (stage)`` when a fit, a sampling or the metric failed, ``NaN`` when the metric gave NaN and
-``n/a`` when it does not apply. A row holding a cell computed from another sample set or checkpoint
-than the row's own (stale), or for another dataset version, preset or configuration (foreign), is
-marked; results written before their inputs were recorded are not checked.
+the best non-reference entry and the generators that beat the pixel floor marked where a Welch test
+says so (``radiobench.stats.welch_p``; a note lists the pairs of generators it separates), and cost
+columns. Cells computed with evaluator networks whose fingerprints differ from the column's majority
+carry a dagger: they are not comparable. A cell says ``failed (stage)`` when a fit, a sampling or the
+metric failed, ``NaN`` when the metric gave NaN and ``n/a`` when it does not apply. A row holding a
+cell computed from another sample set or checkpoint than the row's own (stale), or for another
+dataset version, preset or configuration (foreign), is marked; results written before their inputs
+were recorded are not checked.
 """
 from __future__ import annotations
 
@@ -19,13 +21,14 @@ import math
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from itertools import combinations
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from .runner import REFERENCE_ROW
-from .stats import seed_interval
+from .stats import MeanError, seed_interval, welch_p
 from .store import read_json
 from .types import InputError
 
@@ -50,7 +53,9 @@ class Cell:
     fingerprints: tuple[tuple[str, str], ...] = ()
     best: bool = False
     incomparable: bool = False
-    beats_floor: bool = False  # a generator's value is better than the pixel floor's (point values)
+    beats_floor: bool = False  # a generator's value is better than the pixel floor's at 95% (Welch test)
+    p_floor: float = math.nan  # that test's two-sided p-value
+    values: tuple[float, ...] = ()  # the seeds' values behind ``value``
     failed: str = ""  # "failed (fit)", or "failed (metric) in 1 of 3 seeds" beside the other seeds' value
     custody: tuple[str, ...] = ()  # keys of CUSTODY
     details: dict[str, Any] = field(default_factory=dict)  # the lowest seed's result details (report figures)
@@ -70,6 +75,10 @@ class Cell:
                 s += "$^{+}$" if tex else "⁺"
             s += "†" if self.incomparable and not tex else (r"$^\dagger$" if self.incomparable else "")
         return "; ".join(p for p in (s, self.failed) if p)
+
+    def error(self) -> MeanError:
+        """The mean and its standard error for the Welch test: over the seeds' values, or one seed's interval."""
+        return MeanError.of(self.values, self.low, self.high)
 
     def state(self) -> str:
         """The status as the CSV writes it: ok | skipped | missing | failed (stage), then any custody mark."""
@@ -323,10 +332,14 @@ def _cell(entries: list[tuple[int, dict, tuple[str, ...]]], seed_failures: list[
         hi = res["ci_high"] if res["ci_high"] is not None else math.nan
     details = min(ok, key=lambda sr: sr[0])[1]["result"].get("details") or {}
     return Cell(value=mean, low=lo, high=hi, n_seeds=len(ok), status="ok", note=failures[0][1] if failures else "",
-                fingerprints=fps, failed=failed, custody=custody, details=details)
+                fingerprints=fps, failed=failed, custody=custody, details=details, values=tuple(values))
+
+
+ALPHA = 0.05  # the significance level of every mark
 
 
 def _mark(table: Table) -> None:
+    pairs: dict[str, list[str]] = {}  # metric: "a beats b (p = …)" for the generators the test separates
     for m in table.metrics:
         cells = [(r, r.cells.get(m)) for r in table.rows]
         fp_counts = Counter(c.fingerprints for _, c in cells if c is not None and c.status == "ok")
@@ -342,13 +355,20 @@ def _mark(table: Table) -> None:
         sign = -1 if table.directions[m] == "lower" else 1
         contenders = [(r, c) for r, c in cells if c is not None and c.status == "ok" and not c.incomparable
                       and not c.custody and math.isfinite(c.value)]
-        pool = [(r, c) for r, c in contenders if not r.reference]
-        if pool:
-            best = max(pool, key=lambda rc: sign * rc[1].value)
-            best[1].best = True
+        pool = sorted(((r, c) for r, c in contenders if not r.reference), key=lambda rc: -sign * rc[1].value)
         floor = next((c for r, c in contenders if r.floor), None)
         for _, c in pool:
-            c.beats_floor = floor is not None and sign * c.value > sign * floor.value
+            if floor is not None:
+                c.p_floor = welch_p(c.error(), floor.error())
+                c.beats_floor = c.p_floor < ALPHA and sign * c.value > sign * floor.value
+        wins = {(a.name, b.name): p for (a, ca), (b, cb) in combinations(pool, 2)  # a's value is the better one
+                if (p := welch_p(ca.error(), cb.error())) < ALPHA and sign * ca.value > sign * cb.value}
+        if len(pool) > 1:  # the best only where it beats every other generator of its column
+            pool[0][1].best = all((pool[0][0].name, r.name) in wins for r, _ in pool[1:])
+            pairs[m] = [f"{a} beats {b} (p = {p:.2g})" for (a, b), p in wins.items()]
+    if pairs:
+        table.notes.append("Generators that differ at 95% (Welch test): " + "; ".join(
+            f"{m}: {', '.join(found) or 'none'}" for m, found in pairs.items()) + ".")
     for mark, meaning in CUSTODY.items():
         for r in table.rows:
             if mark in r.marks:
@@ -389,9 +409,12 @@ def _cost_text(row: Row) -> list[str]:
 
 COST_HEADERS = ["params", "train min", "s/img"]
 LEGEND = ("Cells: mean ± 95% CI over seeds (Student t); with one seed, the 95% bootstrap interval [low, high]. "
-          "Bold: best non-reference generator; ⁺: better than the pixel floor's value (compare the intervals "
-          "before calling it a difference). Reference rows (real data, replay, pixel floor) show what a "
-          "perfect generator, a memorising one and a structure-free one score.")
+          "Differences are tested two-sided at 95% by Welch's t on the difference of two rows' means: over seeds "
+          "where a row has several, over images where it has one (its bootstrap interval read as a normal standard "
+          "error); not paired, as the stored records hold no per-image values. ⁺: better than the pixel floor in "
+          "that test. Bold: the best non-reference generator, only where it beats every other one of its column in "
+          "that test (no bold otherwise, nor for a lone generator). Reference rows (real data, replay, pixel floor) "
+          "show what a perfect generator, a memorising one and a structure-free one score.")
 
 
 def _markdown(tables: list[Table]) -> str:
@@ -420,7 +443,7 @@ def _csv(tables: list[Table]) -> str:
     w = csv.writer(buf)
     w.writerow(["dataset", "preset", "dataset_fingerprint", "generator", "reference_row", "metric", "direction",
                 "value", "ci_low", "ci_high", "n_seeds", "status", "best", "comparable", "beats_pixel_floor",
-                "parameters", "train_minutes", "sample_seconds_per_image"])
+                "p_vs_pixel_floor", "parameters", "train_minutes", "sample_seconds_per_image"])
     for t in tables:
         for r in t.rows:
             for m in t.metrics:
@@ -428,7 +451,7 @@ def _csv(tables: list[Table]) -> str:
                 w.writerow([t.dataset, t.preset, t.dataset_fingerprint, r.name, r.reference, m,
                             t.directions.get(m, ""), repr(float(c.value)) if c.status == "ok" else _num(c.value),
                             _num(c.low), _num(c.high), c.n_seeds, c.state(),
-                            c.best, not c.incomparable, c.beats_floor, r.cost.get("parameters", ""),
+                            c.best, not c.incomparable, c.beats_floor, _num(c.p_floor), r.cost.get("parameters", ""),
                             r.cost.get("train_min", ""), r.cost.get("sample_s_per_img", "")])
     return buf.getvalue()
 

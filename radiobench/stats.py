@@ -1,5 +1,5 @@
 """Statistics every metric shares: two-sample distances, bootstrap confidence intervals,
-intervals over seeds, and histograms with Poisson errors for plots.
+intervals over seeds, a Welch test between two rows' means, and histograms with Poisson errors for plots.
 
 Distances between distributions of per-image quantities are exact empirical ones (they equal
 scipy.stats.wasserstein_distance and ks_2samp's statistic). Bootstraps resample whole images
@@ -7,7 +7,8 @@ scipy.stats.wasserstein_distance and ks_2samp's statistic). Bootstraps resample 
 """
 from __future__ import annotations
 
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,6 +19,8 @@ __all__ = [
     "ClusterDistance",
     "bootstrap_ci",
     "seed_interval",
+    "MeanError",
+    "welch_p",
     "poisson_histogram",
 ]
 
@@ -135,6 +138,50 @@ def seed_interval(values: np.ndarray, alpha: float = 0.05) -> tuple[float, float
         return m, float("nan"), float("nan")
     half = float(stats.t.ppf(1 - alpha / 2, len(v) - 1) * v.std(ddof=1) / np.sqrt(len(v)))
     return m, m - half, m + half
+
+
+@dataclass(frozen=True)
+class MeanError:
+    """A row's mean with the variance of that mean (its squared standard error) and the variance's
+    degrees of freedom (``math.inf`` for one taken as normal)."""
+
+    mean: float
+    var: float
+    df: float
+
+    @classmethod
+    def of(cls, values: Sequence[float], low: float = math.nan, high: float = math.nan,
+           alpha: float = 0.05) -> MeanError:
+        """Over seeds when there are ≥ 2 values: s²/n with n − 1 degrees of freedom. One value: its stored
+        (1 − alpha) interval [low, high] read as a normal one, se = (high − low) / (2 z_{1−alpha/2}), df = inf.
+        NaN variance when neither is available."""
+        from scipy import stats
+
+        v = np.asarray(values, np.float64)
+        if len(v) >= 2:
+            return cls(float(v.mean()), float(v.var(ddof=1) / len(v)), len(v) - 1.0)
+        se = (high - low) / (2 * stats.norm.ppf(1 - alpha / 2))
+        return cls(float(v[0]) if len(v) else math.nan, se**2, math.inf)
+
+
+def welch_p(a: MeanError, b: MeanError) -> float:
+    """Two-sided p-value of Welch's test of equal means: t = (m_a − m_b) / sqrt(v_a + v_b) on
+    df = (v_a + v_b)² / (v_a²/df_a + v_b²/df_b) (Welch–Satterthwaite; normal when both df are infinite).
+
+    A test over seeds, and over images through the bootstrap interval of a single-seed row (``MeanError.of``);
+    two rows of seeds give scipy.stats.ttest_ind(equal_var=False). Not paired: the leaderboard's records hold
+    no per-image values. NaN when either input is not finite; with zero variance on both sides, 1 for equal
+    means and 0 otherwise."""
+    from scipy import stats
+
+    if not all(map(math.isfinite, (a.mean, b.mean, a.var, b.var))):
+        return math.nan
+    var, diff = a.var + b.var, abs(a.mean - b.mean)
+    if var == 0:
+        return 1.0 if diff == 0 else 0.0
+    denom = sum(v**2 / d for v, d in ((a.var, a.df), (b.var, b.df)) if v > 0)
+    df = var**2 / denom if denom > 0 else math.inf
+    return float(min(1.0, 2 * stats.t.sf(diff / math.sqrt(var), df)))
 
 
 def poisson_histogram(values: np.ndarray, bins: np.ndarray, density: bool = True) -> dict[str, list[float]]:

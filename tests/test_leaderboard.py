@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import scipy.stats as ss
 
 from radiobench.cli import main
 from radiobench.leaderboard import COST_HEADERS, collect, publish, render
@@ -79,26 +80,6 @@ def test_published_results_rebuild_the_same_table(first_run, tmp_path):
     assert render(collect([tmp_path / "pub"]), "csv") == render(collect([first_run]), "csv")
 
 
-def test_cells_better_than_the_pixel_floor_are_marked():
-    from radiobench.leaderboard import Cell, Row, Table, _mark
-
-    def row(name, reference, fid, ramis, floor=False):
-        cells = {"fid": Cell(fid, fid - 1, fid + 1, 3, "ok"), "ramis": Cell(ramis, ramis - 0.1, ramis + 0.1, 3, "ok")}
-        return Row(name, reference, cells, floor=floor)
-
-    # the floor is the row whose generator class says so (Generator.floor), whatever its name
-    rows = [row("pixel_floor", True, 80.0, 1.65, floor=True), row("replay", True, 30.0, 2.1),
-            row("gan", False, 60.0, 1.5), row("vae", False, 90.0, 1.7)]
-    table = Table("first", "cpu", "fp", 200, ["fid", "ramis"], {"fid": "lower", "ramis": "higher"}, rows, ["r"])
-    _mark(table)
-    marks = {(r.name, m): r.cells[m].beats_floor for r in rows for m in ("fid", "ramis")}
-    assert marks == {("pixel_floor", "fid"): False, ("pixel_floor", "ramis"): False, ("replay", "fid"): False,
-                     ("replay", "ramis"): False, ("gan", "fid"): True, ("gan", "ramis"): False,
-                     ("vae", "fid"): False, ("vae", "ramis"): True}
-    md = render([table], "md")
-    assert "60.0 ± 1.0⁺" in md and "90.0 ± 1.0 |" in md and "$^{+}$" in render([table], "tex")
-
-
 # -- run directories written by hand ------------------------------------------------------------------
 def _write(path: Path, obj) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -148,6 +129,59 @@ def cells_of(table, row_name):
     return {m: c.text() for m, c in next(r for r in table.rows if r.name == row_name).cells.items()}
 
 
+def _significance_run(root: Path) -> Path:
+    """Three seeds each. fid_byol: gan is better than the floor by its mean only, vae clearly, and vae is not
+    clearly better than gan. ramis: gan clearly better than the floor and than vae."""
+    values = {"pixel_floor": ([79.0, 80.0, 81.0], [1.64, 1.65, 1.66]), "gan": ([60.0, 90.0, 70.0], [2.0, 2.01, 2.02]),
+              "vae": ([50.0, 51.0, 52.0], [1.35, 1.4, 1.45])}
+    return make_run(root, {name: {s: {"metrics": [rec("fid_byol", fid[s]), rec("ramis", ramis[s], direction="higher")]}
+                                  for s in range(3)} for name, (fid, ramis) in values.items()})
+
+
+def test_only_significant_differences_are_marked(tmp_path):
+    (table,) = collect([_significance_run(tmp_path / "run")])
+    rows = {r.name: r for r in table.rows}
+    # the floor is the row whose generator class says so (Generator.floor), whatever its name
+    assert rows["pixel_floor"].floor and rows["pixel_floor"].reference
+    marks = {(r.name, m): (r.cells[m].beats_floor, r.cells[m].best) for r in table.rows for m in ("fid_byol", "ramis")}
+    assert marks == {("pixel_floor", "fid_byol"): (False, False), ("pixel_floor", "ramis"): (False, False),
+                     ("gan", "fid_byol"): (False, False),  # 73.3 against 80.1: better by its mean, not at 95%
+                     ("vae", "fid_byol"): (True, False),  # the best mean, not separated from gan's: no bold
+                     ("gan", "ramis"): (True, True), ("vae", "ramis"): (False, False)}
+    md = render([table], "md")
+    assert "| gan | 3 | 73.3 ± 38 | **2.01 ± 0.025⁺** |" in md and "| vae | 3 | 51.0 ± 2.5⁺ | 1.40 ± 0.12 |" in md
+    assert r"\textbf{2.01 $\pm$ 0.025$^{+}$}" in render([table], "tex")
+    note = "Generators that differ at 95% (Welch test): fid_byol: none; ramis: gan beats vae (p = 0.0016)."
+    assert note in table.notes and f"<p>{note}</p>" in render([table], "html")
+    rows_csv = {(r["generator"], r["metric"]): r for r in csv.DictReader(io.StringIO(render([table], "csv")))}
+    floor = [79.0, 80.0, 81.0]
+    for name, seeds, beats in (("gan", [60.0, 90.0, 70.0], "False"), ("vae", [50.0, 51.0, 52.0], "True")):
+        got = rows_csv[(name, "fid_byol")]
+        assert float(got["p_vs_pixel_floor"]) == pytest.approx(ss.ttest_ind(seeds, floor, equal_var=False).pvalue)
+        assert got["beats_pixel_floor"] == beats
+    assert rows_csv[("pixel_floor", "fid_byol")]["p_vs_pixel_floor"] == ""
+    # vae is worse than the floor on ramis at 95%: a small p, and no mark
+    assert float(rows_csv[("vae", "ramis")]["p_vs_pixel_floor"]) < 0.05
+    assert rows_csv[("vae", "ramis")]["beats_pixel_floor"] == "False"
+
+
+def test_the_best_beats_every_other_generator_not_only_the_runner_up(tmp_path):
+    run = make_run(tmp_path / "run", {  # b is clearly behind a; c is further behind but too noisy to separate
+        "a": {s: {"metrics": [rec("fid_byol", v)]} for s, v in enumerate([10.0, 10.5, 11.0])},
+        "b": {s: {"metrics": [rec("fid_byol", v)]} for s, v in enumerate([20.0, 20.5, 21.0])},
+        "c": {0: {"metrics": [rec("fid_byol", 30.0, ci=(0.0, 200.0))]}},
+    })
+    (table,) = collect([run])
+    assert not any(r.cells["fid_byol"].best for r in table.rows)
+    assert "fid_byol: a beats b (p = 1.6e-05)" in table.notes[-1]
+    shutil.rmtree(run / "c")
+    (table,) = collect([run])
+    assert [r.name for r in table.rows if r.cells["fid_byol"].best] == ["a"]
+    shutil.rmtree(run / "b")  # a lone generator beats nobody: not bold, and no pairs to list
+    (table,) = collect([run])
+    assert not table.rows[0].cells["fid_byol"].best and table.notes == []
+
+
 def test_failed_cells_say_failed_with_their_stage(tmp_path):
     run = make_run(tmp_path / "run", {
         "reference": {0: {"metrics": [rec("fid_byol", 1.0), rec("mean_w1", 0.1)]}},
@@ -182,7 +216,8 @@ def test_nan_is_shown_as_nan_and_n_a_only_when_a_metric_does_not_apply(tmp_path)
     run = make_run(tmp_path / "run", {
         "gan": {0: {"metrics": [rec("fid_byol", None), rec("segmentation_iou", status="skipped")]}},
         "vae": {0: {"metrics": [rec("fid_byol", 3.0)]}, 1: {"metrics": [rec("fid_byol", None)]}},
-        "edm": {0: {"metrics": [rec("fid_byol", 10.0)]}},
+        "edm": {0: {"metrics": [rec("fid_byol", 10.0, ci=(9.0, 11.0))]}},
+        "flow": {0: {"metrics": [rec("fid_byol", 20.0, ci=(19.0, 21.0))]}},
     })
     (table,) = collect([run])
     assert cells_of(table, "gan") == {"fid_byol": "NaN", "segmentation_iou": "n/a"}
@@ -196,11 +231,11 @@ def test_nan_is_shown_as_nan_and_n_a_only_when_a_metric_does_not_apply(tmp_path)
 
 def test_arrows_come_from_the_metric_not_from_the_cells(tmp_path):
     run = make_run(tmp_path / "run", {
-        "gan": {0: {"metrics": [rec("ramis", 1.5, direction="lower"),  # a stored direction that is wrong
+        "gan": {0: {"metrics": [rec("ramis", 1.5, ci=(1.4, 1.6), direction="lower"),  # a stored direction that is wrong
                                 rec("classifier_accuracy", status="skipped"),  # no value anywhere in the column
                                 rec("not_installed_score", 0.5, direction="higher"),
                                 rec("not_installed_skip", status="skipped")]}},
-        "vae": {0: {"metrics": [rec("ramis", 2.0, direction="lower"),
+        "vae": {0: {"metrics": [rec("ramis", 2.0, ci=(1.9, 2.1), direction="lower"),
                                 rec("not_installed_score", 0.7, direction="higher")]}},
     })
     (table,) = collect([run])
@@ -221,7 +256,8 @@ def _custody_run(root: Path) -> Path:
     good = {"samples_sha256": "s1", "checkpoint_sha256": "k1"}
 
     def row(value, samples=samples, inputs=good, **kw):
-        return {0: {"metrics": [rec("fid_byol", value, config=kw.pop("config", config), inputs=inputs, **kw),
+        return {0: {"metrics": [rec("fid_byol", value, ci=(value - 0.1, value + 0.1), config=kw.pop("config", config),
+                                    inputs=inputs, **kw),
                                 rec("mean_w1", 0.5, config=config, inputs=inputs and good)],
                     "fit": fit, "samples": samples}}
 
@@ -253,7 +289,7 @@ def test_rows_with_stale_or_foreign_cells_are_marked(tmp_path):
     assert "| resampled [stale] | 1 |" in md and "| otherconfig [foreign] | 1 |" in md and "| legacy | 1 |" in md
     assert ("[stale] resampled: fid_byol, mean_w1 computed from another sample set or checkpoint than the row's "
             "current one; run it again to redo them") in table.notes
-    assert sum(n.startswith("[foreign] ") for n in table.notes) == 3 and len(table.notes) == 6  # and otherdata's †
+    assert sum(n.startswith("[foreign] ") for n in table.notes) == 3 and len(table.notes) == 7  # † and the pairs
     assert "[stale] retrained" in render([table], "tex") and "[foreign] otherdata" in render([table], "html")
     status = {(r["generator"], r["metric"]): r["status"] for r in csv.DictReader(io.StringIO(render([table], "csv")))}
     assert status[("resampled", "mean_w1")] == "ok; stale" and status[("otherconfig", "mean_w1")] == "ok"
@@ -261,7 +297,8 @@ def test_rows_with_stale_or_foreign_cells_are_marked(tmp_path):
     for name in ("resampled", "retrained", "otherdata", "otherpreset", "otherconfig"):  # without these: no notes
         shutil.rmtree(tmp_path / "run" / name)
     (clean,) = collect([tmp_path / "run"])
-    assert clean.notes == [] and not any(r.marks for r in clean.rows)
+    assert [n for n in clean.notes if not n.startswith("Generators that differ")] == []
+    assert not any(r.marks for r in clean.rows)
 
 
 def test_publish_copies_files_readable_by_everyone(tmp_path):
@@ -365,7 +402,8 @@ def test_html_rows_and_cells_match_the_table(format_run):
                    "dc_gan": ["failed (fit)"] * 3,
                    "my_gan": ["35.2 ± 13", "0.0469 ± 0.039", "n/a"],
                    "vae_2": ["NaN", "0.500 [0.25, 0.75]", ""]}
-    assert [b for _, b in rows[1:][2][2:5]] == [True, True, False]  # my_gan: best fid and mean_w1
+    # my_gan: best mean_w1, beating vae_2's; fid_byol: no other value to beat (vae_2's is NaN)
+    assert [b for _, b in rows[1:][2][2:5]] == [False, True, False]
 
 
 def test_latex_rows_columns_and_escaping(format_run):
@@ -383,7 +421,7 @@ def test_latex_rows_columns_and_escaping(format_run):
     assert [c.strip() for c in cells[0][2:5]] == [r"fid\_byol $\downarrow$", r"mean\_w1 $\downarrow$",
                                                   r"segmentation\_iou $\uparrow$"]
     assert [c.strip() for c in cells[2][2:5]] == ["failed (fit)"] * 3 and cells[4][2].strip() == "NaN"
-    assert cells[3][2].strip() == r"\textbf{35.2 $\pm$ 13}"
+    assert cells[3][2].strip() == r"35.2 $\pm$ 13" and cells[3][3].strip() == r"\textbf{0.0469 $\pm$ 0.039}"
     assert re.search(r"(?<!\\)[_%#]", tex.replace("\\_", "").replace("\\%", "").replace("\\#", "")) is None
     assert r"runs \& <tests>" in tex
 
@@ -394,7 +432,8 @@ def test_csv_header_and_values_round_trip_to_the_stored_numbers(format_run, caps
     rows = list(csv.DictReader(io.StringIO(text)))
     assert list(rows[0]) == ["dataset", "preset", "dataset_fingerprint", "generator", "reference_row", "metric",
                              "direction", "value", "ci_low", "ci_high", "n_seeds", "status", "best", "comparable",
-                             "beats_pixel_floor", "parameters", "train_minutes", "sample_seconds_per_image"]
+                             "beats_pixel_floor", "p_vs_pixel_floor", "parameters", "train_minutes",
+                             "sample_seconds_per_image"]
     assert len(rows) == len(table.rows) * len(table.metrics)
     by = {(r["generator"], r["metric"]): r for r in rows}
     stored = {}

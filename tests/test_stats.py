@@ -3,7 +3,15 @@ import pytest
 import scipy.ndimage as ndi
 import scipy.stats as ss
 
-from radiobench.stats import ClusterDistance, bootstrap_ci, ks_statistic, seed_interval, wasserstein1
+from radiobench.stats import (
+    ClusterDistance,
+    MeanError,
+    bootstrap_ci,
+    ks_statistic,
+    seed_interval,
+    wasserstein1,
+    welch_p,
+)
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
@@ -70,3 +78,38 @@ def test_bootstrap_ci_and_seed_interval():
     m, lo, hi = seed_interval([1.0, 2.0, 3.0])
     assert m == 2.0 and lo == pytest.approx(2 - ss.t.ppf(0.975, 2) * 1 / np.sqrt(3))
     assert np.isnan(seed_interval([1.0])[1])
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_welch_p_over_seeds_equals_scipy(seed):
+    rng = np.random.default_rng(seed)
+    a, b = rng.normal(0, 1, 3), rng.normal(1, 3, 5)
+    assert welch_p(MeanError.of(a), MeanError.of(b)) == pytest.approx(
+        ss.ttest_ind(a, b, equal_var=False).pvalue, rel=1e-10)
+
+
+def test_welch_p_with_a_single_seed_reads_its_interval_as_a_normal_error():
+    z = ss.norm.ppf(0.975)
+    one, other = MeanError.of([3.0], 1.0, 5.0), MeanError.of([6.0], 4.0, 10.0)
+    assert (one.mean, one.var, one.df) == (3.0, pytest.approx((2 / z) ** 2), np.inf)
+    # two single seeds: a z-test on the difference
+    assert welch_p(one, other) == pytest.approx(2 * ss.norm.sf(3 / np.hypot(2 / z, 3 / z)), rel=1e-10)
+    # seeds against one seed: as Welch's test against a sample so large that its df is infinite
+    seeds = np.array([5.0, 7.5, 9.0])
+    n = 1e12
+    expected = ss.ttest_ind_from_stats(seeds.mean(), seeds.std(ddof=1), 3, 3.0, 2 / z * np.sqrt(n), n,
+                                       equal_var=False).pvalue
+    assert welch_p(MeanError.of(seeds), one) == pytest.approx(expected, rel=1e-6)
+
+
+def test_welch_p_of_identical_far_apart_and_unknown_rows():
+    a = MeanError.of([1.0, 2.0, 3.0])
+    assert welch_p(a, a) == 1.0 and welch_p(MeanError.of([2.0], 1.0, 3.0), MeanError.of([2.0], 1.0, 3.0)) == 1.0
+    assert welch_p(a, MeanError.of([101.0, 102.0, 103.0])) < 1e-5
+    assert welch_p(MeanError.of([0.0], -0.1, 0.1), MeanError.of([50.0], 49.9, 50.1)) < 1e-100
+    zero = MeanError.of([1.0, 1.0, 1.0])  # no spread on either side: equal or not, with certainty
+    assert welch_p(zero, zero) == 1.0 and welch_p(zero, MeanError.of([2.0, 2.0])) == 0.0
+    assert welch_p(zero, MeanError.of([2.0, 3.0])) == pytest.approx(
+        ss.ttest_ind_from_stats(1.0, 0.0, 3, 2.5, np.sqrt(0.5), 2, equal_var=False).pvalue)
+    assert np.isnan(welch_p(a, MeanError.of([2.0])))  # one seed without an interval: nothing to test
+    assert np.isnan(welch_p(a, MeanError.of([2.0, np.nan])))
