@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -122,8 +123,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .runner import RunConfig, run
 
     if args.quiet:
-        import os
-
         os.environ["RADIOBENCH_PROGRESS"] = "0"  # silences the bars inside plugins too
     out = Path(args.out) if args.out else Path("runs") / f"{args.dataset}-{args.preset}"
     args.out = str(out)  # main() reports OS errors on the default like on a given --out
@@ -149,8 +148,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(f"run directory: {summary.out}")
     print(f"  done {len(summary.done)}, reused {len(summary.reused)}, skipped {len(summary.skipped)}, "
           f"failed {len(summary.failed)}")
-    for f in summary.failed:
-        print(f"  FAILED {f} (see its error in the run directory)")
+    for label in summary.failed:
+        print(f"  FAILED {label}: see {summary.record_of(label)}")
     print(f"next: radiobench leaderboard {summary.out}")
     return 1 if summary.failed else 0
 
@@ -275,7 +274,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="radiobench: %(message)s")
     try:
-        return int(args.func(args) or 0)
+        code = int(args.func(args) or 0)
+        sys.stdout.flush()  # inside the try: a reader gone (``radiobench list | head``) is a BrokenPipeError here
+        return code
+    except BrokenPipeError:  # as Python's signal docs advise: no traceback, nor a second error at exit
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     except InputError as exc:
         print(f"radiobench: error: {exc}", file=sys.stderr)
         return 2

@@ -134,11 +134,11 @@ def collect(run_dirs: Iterable[str | Path]) -> list[Table]:
                                            manifest["dataset"]["reference_split"])
         g = groups.setdefault(key, {"records": defaultdict(list), "costs": defaultdict(list), "failed": [],
                                     "runs": [], "n_reference": manifest["dataset"]["n_reference"],
-                                    "ref_label": ref_label})
+                                    "ref_label": ref_label, "seen": {}, "origins": defaultdict(list)})
         g["runs"].append(str(run))
         for row_dir in sorted(p for p in run.iterdir() if p.is_dir()):
             for seed_dir in sorted(row_dir.glob("seed-*")):
-                _read_seed(g, manifest, row_dir.name, seed_dir)
+                _read_seed(g, manifest, row_dir.name, seed_dir, str(run))
     return [_build_table(key, g) for key, g in sorted(groups.items())]
 
 
@@ -173,16 +173,27 @@ def _read_record(path: Path) -> dict[str, Any]:
     return rec
 
 
-def _read_seed(g: dict[str, Any], manifest: dict[str, Any], name: str, seed_dir: Path) -> None:
+def _read_seed(g: dict[str, Any], manifest: dict[str, Any], name: str, seed_dir: Path, run: str) -> None:
     seed = int(seed_dir.name.split("-", 1)[1])
     error = _optional_json(seed_dir / "error.json")
     if error is not None:  # its last fit or sampling failed: metric files of an earlier attempt are not current
-        g["failed"].append((name, seed, error.get("stage", "fit/sample"), error.get("error", "")))
+        g["failed"].append((name, seed, error.get("stage", "fit/sample"), error.get("error", ""),
+                            str(seed_dir / "error.json")))
         return
     recs = [_read_record(m) for m in sorted((seed_dir / "metrics").glob("*.json"))]
     fit = _optional_json(seed_dir / "checkpoint" / "fit.json")
     samples = _optional_json(seed_dir / "samples.json") or {}
-    row_key = (name, _configuration(recs))
+    config = _configuration(recs)
+    # the same seed of a row in several runs (each run's reference row: seed 0) is one seed, never two:
+    # identical records are kept once; different ones make a row per run
+    seen = g["seen"].setdefault((name, config, seed), {}) if recs else {}
+    signature = _signature(recs)
+    if signature in seen.values():
+        return
+    origin = run if seen else ""
+    seen[run] = signature
+    row_key = (name, config, origin)
+    g["origins"][row_key].append(run)
     g["records"][row_key].extend((seed, r, _custody(r, manifest, fit, samples)) for r in recs)
     if fit is not None:  # the sampling cost lives in samples.json (in fit.json in runs made before)
         g["costs"][row_key].append({**fit["cost"], **(samples.get("cost") or {})})
@@ -214,6 +225,14 @@ def _custody(rec: dict[str, Any], manifest: dict[str, Any], fit: dict[str, Any] 
                    for k in config.keys() & trained.keys())):
         marks.append("foreign")
     return tuple(marks)
+
+
+def _signature(records: list[dict[str, Any]]) -> str:
+    """What two runs' records of one seed must share to be the same result (not when or where it ran)."""
+    from .store import stable_hash
+
+    keys = ("metric", "status", "result", "reason", "error", "inputs")
+    return stable_hash(sorted(({k: r.get(k) for k in keys} for r in records), key=lambda r: str(r["metric"])))
 
 
 def _configuration(records: list[dict[str, Any]]) -> str:
@@ -257,18 +276,32 @@ def _direction(metric: str, records: Iterable[dict[str, Any]]) -> str | None:
 
 def _build_table(key: tuple[str, str, str], g: dict[str, Any]) -> Table:
     dataset, preset, fp = key
-    failed: dict[tuple[str, str], list[tuple[int, str, str]]] = defaultdict(list)
-    for name, seed, stage, error in g["failed"]:  # a failed seed joins its generator's row when it has one
-        configs = [c for n, c in g["records"] if n == name]
-        failed[(name, configs[0] if len(configs) == 1 else "failed" if configs else "")].append((seed, stage, error))
+    failed: dict[tuple[str, str, str], list[tuple[int, str, str, str]]] = defaultdict(list)
+    for name, seed, stage, error, path in g["failed"]:  # a failed seed joins its generator's row when it has one
+        configs = sorted({c for n, c, _ in g["records"] if n == name})
+        config = configs[0] if len(configs) == 1 else "failed" if configs else ""
+        failed[(name, config, "")].append((seed, stage, error, path))
     row_keys = list(dict.fromkeys([*g["records"], *failed]))
     notes: list[str] = []
-    variants = Counter(name for name, _ in row_keys)
+    variants = Counter(name for name, _ in {(n, c) for n, c, _ in row_keys})
     for name, n in sorted(variants.items()):
         if n > 1:  # never average seeds of different configurations into one row
             notes.append(f"{name}: {n} configurations in these runs, one row each (by the hash of the "
                          "generator_config recorded in every metric file)")
-    by_row: dict[tuple[str, str], dict[str, list[tuple[int, dict, tuple[str, ...]]]]] = {}
+    split = {(n, c) for n, c, origin in row_keys if origin}
+
+    def base(name: str, config: str) -> str:
+        return g["ref_label"] if name == REFERENCE_ROW else name if variants[name] == 1 else f"{name} [{config}]"
+
+    def label(name: str, config: str, origin: str) -> str:
+        runs = g["origins"].get((name, config, origin)) if (name, config) in split else None
+        return f"{base(name, config)} [run {', '.join(runs)}]" if runs else base(name, config)
+
+    for name, config in sorted(split):
+        runs = sorted({r for k in row_keys if k[:2] == (name, config) for r in g["origins"].get(k, ())})
+        notes.append(f"{base(name, config)}: runs {', '.join(runs)} hold different results for the same seed (e.g. "
+                     "evaluator networks trained again); one row per run, never averaged as seeds")
+    by_row: dict[tuple[str, str, str], dict[str, list[tuple[int, dict, tuple[str, ...]]]]] = {}
     for rk in row_keys:
         by_row[rk] = defaultdict(list)
         for entry in g["records"].get(rk, []):
@@ -278,17 +311,19 @@ def _build_table(key: tuple[str, str, str], g: dict[str, Any]) -> Table:
     all_records = [e[1] for entries in g["records"].values() for e in entries]
     directions = {m: d for m in metrics if (d := _direction(m, (r for r in all_records if r.get("metric") == m)))}
     rows: list[Row] = []
-    for (name, config), by_metric in by_row.items():
-        label = g["ref_label"] if name == REFERENCE_ROW else name if variants[name] == 1 else f"{name} [{config}]"
-        row = Row(name=label, reference=name == REFERENCE_ROW or _generator_flag(name, "reference"),
+    for rk, by_metric in by_row.items():
+        name = rk[0]
+        row = Row(name=label(*rk), reference=name == REFERENCE_ROW or _generator_flag(name, "reference"),
                   floor=_generator_flag(name, "floor"))
-        seed_failures = failed.get((name, config), [])
-        row.seeds.update(e[0] for e in g["records"].get((name, config), []))
-        row.seeds.update(s for s, _, _ in seed_failures)
+        seed_failures = failed.get(rk, [])
+        row.seeds.update(e[0] for e in g["records"].get(rk, []))
+        row.seeds.update(s for s, *_ in seed_failures)
         for m in metrics:
             if m in by_metric or seed_failures:
                 row.cells[m] = _cell(by_metric.get(m, []), seed_failures)
-        costs = g["costs"].get((name, config), [])
+        notes.extend(f"{row.name}: seed {s} failed ({stage}): {(error.splitlines() or [''])[0]} (see {path})"
+                     for s, stage, error, path in seed_failures)
+        costs = g["costs"].get(rk, [])
         if costs:
             row.cost = {
                 "parameters": float(np.mean([c.get("parameters") or 0 for c in costs])),
@@ -296,17 +331,17 @@ def _build_table(key: tuple[str, str, str], g: dict[str, Any]) -> Table:
                 "sample_s_per_img": float(np.mean([c.get("sample_seconds_per_image") or math.nan for c in costs])),
             }
         rows.append(row)
-    rows.sort(key=lambda r: (r.name != g["ref_label"], r.reference is False, r.name))
+    rows.sort(key=lambda r: (not r.name.startswith(g["ref_label"]), r.reference is False, r.name))
     table = Table(dataset, preset, fp, g["n_reference"], metrics, directions, rows, g["runs"], notes)
     _mark(table)
     return table
 
 
-def _cell(entries: list[tuple[int, dict, tuple[str, ...]]], seed_failures: list[tuple[int, str, str]]) -> Cell:
-    """One metric of one row over its seeds; ``seed_failures``: (seed, stage, error) of seeds whose fit or
-    sampling failed."""
+def _cell(entries: list[tuple[int, dict, tuple[str, ...]]], seed_failures: list[tuple[int, str, str, str]]) -> Cell:
+    """One metric of one row over its seeds; ``seed_failures``: (seed, stage, error, error.json path) of seeds
+    whose fit or sampling failed."""
     recs = [(s, r) for s, r, _ in entries]
-    failures = [(stage, error) for _, stage, error in seed_failures]
+    failures = [(stage, error) for _, stage, error, _ in seed_failures]
     failures += [("metric", r.get("error") or "") for _, r in recs if r.get("status") == "error"]
     custody = tuple(sorted({m for _, _, marks in entries for m in marks}))
     failed = ""
@@ -398,6 +433,15 @@ def _title(t: Table) -> str:
             f"reference split N = {t.n_reference}; runs: {', '.join(t.runs)})")
 
 
+SMOKE_NOTE = ("Preset smoke: tiny networks trained for seconds, to check that everything runs; these numbers rank "
+              "nothing (run the cpu or paper preset to compare generators).")
+
+
+def _caveat(t: Table) -> list[str]:
+    """What a reader must know before reading the numbers (shown above the table)."""
+    return [SMOKE_NOTE] if t.preset == "smoke" else []
+
+
 def _cost_text(row: Row) -> list[str]:
     c = row.cost
     if not c:
@@ -421,6 +465,7 @@ def _markdown(tables: list[Table]) -> str:
     out = io.StringIO()
     for t in tables:
         out.write(f"### {_title(t)}\n\n")
+        out.writelines(f"**{c}**\n\n" for c in _caveat(t))
         heads = _heads(t)
         out.write("| " + " | ".join(heads) + " |\n|" + "---|" * len(heads) + "\n")
         for r in t.rows:
@@ -475,7 +520,7 @@ def _latex(tables: list[Table]) -> str:
     for t in tables:
         cols = "ll" + "c" * len(t.metrics) + "rrr"
         out.write("\\begin{table}\n\\centering\n\\small\n")
-        out.write(f"\\caption{{{_tex_escape(_title(t))}. {_tex_text(' '.join([LEGEND, *t.notes]))}}}\n")
+        out.write(f"\\caption{{{_tex_escape(_title(t))}. {_tex_text(' '.join([*_caveat(t), LEGEND, *t.notes]))}}}\n")
         out.write(f"\\begin{{tabular}}{{{cols}}}\n\\toprule\n")
         out.write(" & ".join(_heads(t, tex=True)) + " \\\\\n\\midrule\n")
         for r in t.rows:
@@ -503,7 +548,9 @@ def html_tables(tables: list[Table]) -> str:
     """Each table as an HTML heading, table, legend and notes: the body of the leaderboard page and of the report."""
     out = io.StringIO()
     for t in tables:
-        out.write(f"<h3>{html.escape(_title(t))}</h3>\n<table>\n<tr>")
+        out.write(f"<h3>{html.escape(_title(t))}</h3>\n<table>\n")
+        out.writelines(f"<caption><b>{html.escape(c)}</b></caption>\n" for c in _caveat(t))
+        out.write("<tr>")
         out.write("".join(f"<th>{html.escape(h)}</th>" for h in _heads(t)) + "</tr>\n")
         for r in t.rows:
             cls = " class='ref'" if r.reference else ""

@@ -77,6 +77,11 @@ class RunSummary:
     skipped: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
 
+    def record_of(self, label: str) -> Path:
+        """The file that holds a failure's error: ``G/seed-S/error.json`` (fit, sample) or the metric's record."""
+        row, _, metric = label.partition(":")
+        return self.out / row / (f"metrics/{metric}.json" if metric else "error.json")
+
 
 def run(config: RunConfig) -> RunSummary:
     preset = get_preset(config.preset)
@@ -165,6 +170,12 @@ def _checked(config: RunConfig, preset: Preset, device: str) -> tuple[dict[str, 
         except (TypeError, ValueError) as err:  # an undeclared keyword, a value of the wrong kind
             raise InputError(f"generator {name!r} does not take the options {opts}: {err}") from None
     metric_names = config.metrics if config.metrics is not None else registry.names("metrics")
+    if config.metrics is None:  # every metric that applies: say which installed ones cannot be used
+        for entry in registry.listing("metrics"):
+            if entry.broken:
+                log.warning("metric %r from %s is left out: it %s: %s (`radiobench list metrics` shows it)",
+                            entry.name, entry.source, "is refused" if entry.refused else "failed to import",
+                            entry.error)
     metric_classes = {m: registry.metric(m) for m in metric_names}
     for mcls in metric_classes.values():
         mcls()

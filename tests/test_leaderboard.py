@@ -17,7 +17,7 @@ import pytest
 import scipy.stats as ss
 
 from radiobench.cli import main
-from radiobench.leaderboard import COST_HEADERS, collect, publish, render
+from radiobench.leaderboard import COST_HEADERS, SMOKE_NOTE, collect, publish, render
 
 DISTANCES = ["pixel_w1", "pixel_ks", "mean_w1", "mean_ks", "std_w1", "std_ks"]
 
@@ -490,3 +490,69 @@ def test_the_floor_row_is_the_generator_whose_class_says_so():
 
     assert _generator_flag("pixel_floor", "floor") and not _generator_flag("replay", "floor")
     assert not _generator_flag("edm", "floor") and not _generator_flag("not_installed", "floor")
+
+
+# -- merged run directories, failed rows, smoke tables (issue 19) ---------------------------------------
+def _two_runs(root: Path, second_ref: float) -> list[Path]:
+    """Two runs of one dataset and preset, each with its own reference row at seed 0 (as every run has)."""
+    ref = {"real_sha256": "r", "reference_sha256": "t"}
+    a = make_run(root / "a", {"reference": {0: {"metrics": [rec("fid_byol", 5.13, ci=(4.0, 6.0), inputs=ref)]}},
+                              "gan": {0: {"metrics": [rec("fid_byol", 40.0, ci=(30.0, 50.0))]}}})
+    b = make_run(root / "b", {"reference": {0: {"metrics": [rec("fid_byol", second_ref, ci=(4.0, 6.0), inputs=ref)]}},
+                              "vae": {0: {"metrics": [rec("fid_byol", 60.0, ci=(50.0, 70.0))]}}})
+    # when and where a run ran is not part of its result
+    record = b / "reference" / "seed-0" / "metrics" / "fid_byol.json"
+    record.write_text(json.dumps({**json.loads(record.read_text()), "seconds": 12.5,
+                                  "provenance": {"preset": "smoke", "dataset_fingerprint": "fp0", "platform": "b"}}))
+    return [a, b]
+
+
+def test_identical_reference_rows_of_merged_runs_are_one_row_not_two_seeds(tmp_path):
+    (table,) = collect(_two_runs(tmp_path, 5.13))
+    refs = [r for r in table.rows if r.name.startswith("real")]
+    assert [r.name for r in refs] == ["real (valid vs test)"] and refs[0].seeds == {0}
+    cell = refs[0].cells["fid_byol"]
+    assert cell.n_seeds == 1 and cell.text() == "5.13 [4.0, 6.0]"  # its own interval, not "5.13 ± 0"
+    assert "| *real (valid vs test)* | 1 | 5.13 [4.0, 6.0] |" in render([table], "md")
+    assert not any("hold different results" in n for n in table.notes)
+
+
+def test_different_reference_rows_of_merged_runs_are_a_row_per_run(tmp_path):
+    a, b = _two_runs(tmp_path, 7.5)
+    (table,) = collect([a, b])
+    refs = {r.name: r.cells["fid_byol"] for r in table.rows if r.reference}
+    assert {n: (c.text(), c.n_seeds) for n, c in refs.items()} == {
+        f"real (valid vs test) [run {a}]": ("5.13 [4.0, 6.0]", 1),
+        f"real (valid vs test) [run {b}]": ("7.50 [4.0, 6.0]", 1)}
+    assert [r.name for r in table.rows][2:] == ["gan", "vae"]  # the reference rows first
+    assert (f"real (valid vs test): runs {a}, {b} hold different results for the same seed (e.g. evaluator "
+            "networks trained again); one row per run, never averaged as seeds") in table.notes
+    assert f"| *real (valid vs test) [run {b}]* | 1 | 7.50 [4.0, 6.0] |" in render([table], "md")
+    # the same generator seed in two runs: the same rule
+    shutil.copytree(a / "gan", b / "gan")
+    (table,) = collect([a, b])
+    assert [r.name for r in table.rows if r.name.startswith("gan")] == ["gan"]
+    assert next(r for r in table.rows if r.name == "gan").cells["fid_byol"].n_seeds == 1
+
+
+def test_a_failed_generator_is_never_a_blank_row(tmp_path):
+    error = {"stage": "fit", "error": "RuntimeError: diverged"}
+    run = make_run(tmp_path / "run", {"dc_gan": {0: {"error": error}}})  # no metric at all: no cell to say it
+    (table,) = collect([run])
+    path = run / "dc_gan" / "seed-0" / "error.json"
+    note = f"dc_gan: seed 0 failed (fit): RuntimeError: diverged (see {path})"
+    assert table.metrics == [] and note in table.notes
+    assert f"\n{note}\n" in render([table], "md") and f"<p>{note}</p>" in render([table], "html")
+    assert r"dc\_gan: seed 0 failed (fit)" in render([table], "tex")
+
+
+def test_smoke_tables_say_their_numbers_rank_nothing(tmp_path):
+    rows = {"gan": {0: {"metrics": [rec("fid_byol", 40.0, ci=(30.0, 50.0))]}}}
+    smoke = collect([make_run(tmp_path / "smoke", rows)])
+    assert "rank nothing" in SMOKE_NOTE
+    md, page, tex = (render(smoke, f) for f in ("md", "html", "tex"))
+    assert md.split("\n")[2] == f"**{SMOKE_NOTE}**"  # under the heading, before any number
+    assert f"</h3>\n<table>\n<caption><b>{SMOKE_NOTE}</b></caption>\n<tr>" in page
+    assert "\\caption{synthetic" in tex and SMOKE_NOTE in tex
+    cpu = collect([make_run(tmp_path / "cpu", rows, preset="cpu")])
+    assert not any("rank nothing" in render(cpu, f) for f in ("md", "html", "tex"))

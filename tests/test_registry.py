@@ -4,6 +4,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -44,19 +45,36 @@ def _cli(*args, env=None, cwd=None):
                           env={**os.environ, **(env or {})}, cwd=cwd, timeout=300)
 
 
+EXAMPLE = ROOT / "examples" / "radiobench-example-plugin"
+
+
+def _tree(folder: Path) -> dict[str, int]:
+    """Every file and folder below ``folder`` with its modification time (ns)."""
+    return {str(p.relative_to(folder)): p.stat().st_mtime_ns for p in folder.rglob("*")}
+
+
 @pytest.fixture(scope="module")
 def installed_example(tmp_path_factory):
-    """pip-install the example third-party plugin into a private directory put on PYTHONPATH."""
+    """pip-install a copy of the example third-party plugin (setuptools builds in the source tree: build/,
+    *.egg-info) into a private directory put on PYTHONPATH; the checkout's files before and after."""
+    import shutil
+
+    before = _tree(EXAMPLE)
+    source = tmp_path_factory.mktemp("example") / EXAMPLE.name
+    shutil.copytree(EXAMPLE, source, ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"))
     target = tmp_path_factory.mktemp("site")
     r = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-                        "--target", str(target), str(ROOT / "examples" / "radiobench-example-plugin")],
-                       capture_output=True, text=True, timeout=300)
+                        "--target", str(target), str(source)], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
-    return target
+    return SimpleNamespace(site=target, before=before, after=_tree(EXAMPLE))
+
+
+def test_installing_the_example_leaves_examples_as_it_was(installed_example):
+    assert installed_example.after == installed_example.before
 
 
 def test_example_external_plugin_is_discovered_and_runs(installed_example, tmp_path):
-    env = {"PYTHONPATH": str(installed_example), "RADIOBENCH_PROGRESS": "0"}
+    env = {"PYTHONPATH": str(installed_example.site), "RADIOBENCH_PROGRESS": "0"}
     listing = _cli("list", env=env)
     assert listing.returncode == 0, listing.stderr
     assert "class_mean" in listing.stdout and "centroid_w1" in listing.stdout
@@ -108,7 +126,6 @@ def fake_plugins(tmp_path, monkeypatch):
     """Add entry points ``(kind, name, "module:attr", distribution)`` to the real ones (fresh registry);
     modules are written into tmp_path from ``{name: source}``."""
     from importlib.metadata import EntryPoint
-    from types import SimpleNamespace
 
     import radiobench.registry as reg
 

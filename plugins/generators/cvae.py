@@ -114,7 +114,8 @@ class CVAE(TorchGenerator):
     """
 
     name = "cvae"
-    description = "fully connected conditional VAE (Bastien et al. 2021): funnel 4096→256, latent d=32, Bernoulli ELBO"
+    description = ("fully connected conditional VAE (Bastien et al. 2021): funnel 4096→256, latent d=32; "
+                   "Bernoulli ELBO (paper, smoke), Gaussian (σ = 0.1) with KL warm-up (cpu)")
     supports = frozenset({"class"})
     sampled_net = "vae"
 
