@@ -211,7 +211,10 @@ class Generator(Plugin, ABC):
         trained = self.train_info.get("class_names")
         if conditions.labels is not None:
             if trained is None:
-                raise InputError(f"generator {self.name!r} was trained without class labels")
+                raise InputError(
+                    f"generator {self.name!r} was asked for class-conditioned images but knows no class names: its "
+                    "training set had no labels, or its fit() did not call self.remember_training_set(train) first, "
+                    "or its save()/load() did not keep train_info")
             if conditions.class_names is not None and tuple(conditions.class_names) != tuple(trained):
                 raise InputError(
                     f"conditions name classes {tuple(conditions.class_names)} but the generator was "

@@ -102,6 +102,7 @@ class Row:
     cost: dict[str, float] = field(default_factory=dict)
     seeds: set[int] = field(default_factory=set)
     floor: bool = False  # the structure-free reference a generator must beat (``Generator.floor``)
+    source: str = ""  # the row's folder in the run directories (a generator's name, or REFERENCE_ROW)
 
     @property
     def marks(self) -> list[str]:
@@ -314,7 +315,7 @@ def _build_table(key: tuple[str, str, str], g: dict[str, Any]) -> Table:
     for rk, by_metric in by_row.items():
         name = rk[0]
         row = Row(name=label(*rk), reference=name == REFERENCE_ROW or _generator_flag(name, "reference"),
-                  floor=_generator_flag(name, "floor"))
+                  floor=_generator_flag(name, "floor"), source=name)
         seed_failures = failed.get(rk, [])
         row.seeds.update(e[0] for e in g["records"].get(rk, []))
         row.seeds.update(s for s, *_ in seed_failures)
@@ -452,13 +453,32 @@ def _cost_text(row: Row) -> list[str]:
 
 
 COST_HEADERS = ["params", "train min", "s/img"]
-LEGEND = ("Cells: mean ± 95% CI over seeds (Student t); with one seed, the 95% bootstrap interval [low, high]. "
-          "Differences are tested two-sided at 95% by Welch's t on the difference of two rows' means: over seeds "
-          "where a row has several, over images where it has one (its bootstrap interval read as a normal standard "
-          "error); not paired, as the stored records hold no per-image values. ⁺: better than the pixel floor in "
-          "that test. Bold: the best non-reference generator, only where it beats every other one of its column in "
-          "that test (no bold otherwise, nor for a lone generator). Reference rows (real data, replay, pixel floor) "
-          "show what a perfect generator, a memorising one and a structure-free one score.")
+LEGEND_CELLS = ("Cells: mean ± 95% CI over seeds (Student t); with one seed, the 95% bootstrap interval [low, high]. "
+                "Differences are tested two-sided at 95% by Welch's t on the difference of two rows' means: over seeds "
+                "where a row has several, over images where it has one (its bootstrap interval read as a normal "
+                "standard error); not paired, as the stored records hold no per-image values.")
+LEGEND_FLOOR = "⁺: better than the pixel floor in that test."
+LEGEND_BOLD = ("Bold: the best non-reference generator, only where it beats every other one of its column in that test "
+               "(no bold otherwise, nor for a lone generator).")
+
+REFERENCE_ROLES = (("real data", "perfect"), ("replay", "memorising"), ("pixel floor", "structure-free"))
+
+
+def _legend(t: Table) -> str:
+    """The legend, naming only the reference rows the table has (and the floor's mark only beside a floor row)."""
+    has = {"real data": any(r.source == REFERENCE_ROW for r in t.rows),
+           "replay": any(r.source == "replay" for r in t.rows), "pixel floor": any(r.floor for r in t.rows)}
+    roles = [(n, adj) for n, adj in REFERENCE_ROLES if has[n]]
+    what = _and([f"a {adj} {'one' if i else 'generator'}" for i, (_, adj) in enumerate(roles)])
+    names = ", ".join(n for n, _ in roles)
+    refs = (f"Reference rows ({names}) show what {what} score." if len(roles) > 1
+            else f"The reference row ({names}) shows what {what} scores." if roles else "")
+    return " ".join(p for p in (LEGEND_CELLS, LEGEND_FLOOR if has["pixel floor"] else "", LEGEND_BOLD, refs) if p)
+
+
+def _and(items: list[str]) -> str:
+    """'a', 'a and b', 'a, b and c'."""
+    return " and ".join([", ".join(items[:-1]), items[-1]] if len(items) > 1 else items)
 
 
 def _markdown(tables: list[Table]) -> str:
@@ -476,7 +496,7 @@ def _markdown(tables: list[Table]) -> str:
                 cells.append(f"**{txt}**" if c.best else txt)
             name = f"*{r.label()}*" if r.reference else r.label()
             out.write("| " + " | ".join([name, str(len(r.seeds))] + cells + _cost_text(r)) + " |\n")
-        out.write("\n" + LEGEND + "\n")
+        out.write("\n" + _legend(t) + "\n")
         for n in t.notes:
             out.write(f"\n{n}\n")
         out.write("\n")
@@ -520,7 +540,8 @@ def _latex(tables: list[Table]) -> str:
     for t in tables:
         cols = "ll" + "c" * len(t.metrics) + "rrr"
         out.write("\\begin{table}\n\\centering\n\\small\n")
-        out.write(f"\\caption{{{_tex_escape(_title(t))}. {_tex_text(' '.join([*_caveat(t), LEGEND, *t.notes]))}}}\n")
+        caption = _tex_text(" ".join([*_caveat(t), _legend(t), *t.notes]))
+        out.write(f"\\caption{{{_tex_escape(_title(t))}. {caption}}}\n")
         out.write(f"\\begin{{tabular}}{{{cols}}}\n\\toprule\n")
         out.write(" & ".join(_heads(t, tex=True)) + " \\\\\n\\midrule\n")
         for r in t.rows:
@@ -561,7 +582,7 @@ def html_tables(tables: list[Table]) -> str:
                 title = f" title='{html.escape(c.note)}'" if c.note else ""
                 out.write(f"<td{title}>{'<b>' + txt + '</b>' if c.best else txt}</td>")
             out.write("".join(f"<td>{html.escape(x)}</td>" for x in _cost_text(r)) + "</tr>\n")
-        out.write(f"</table>\n<p>{html.escape(LEGEND)}</p>\n")
+        out.write(f"</table>\n<p>{html.escape(_legend(t))}</p>\n")
         for n in t.notes:
             out.write(f"<p>{html.escape(n)}</p>\n")
     return out.getvalue()

@@ -556,3 +556,17 @@ def test_smoke_tables_say_their_numbers_rank_nothing(tmp_path):
     assert "\\caption{synthetic" in tex and SMOKE_NOTE in tex
     cpu = collect([make_run(tmp_path / "cpu", rows, preset="cpu")])
     assert not any("rank nothing" in render(cpu, f) for f in ("md", "html", "tex"))
+
+
+def test_the_legend_names_only_the_reference_rows_the_table_has(tmp_path):
+    gan = {0: {"metrics": [rec("fid_byol", 40.0, ci=(30.0, 50.0))]}}
+    ref = {0: {"metrics": [rec("fid_byol", 5.0, ci=(4.0, 6.0))]}}
+    md = render(collect([make_run(tmp_path / "a", {"reference": ref, "gan": gan})]), "md")
+    assert "The reference row (real data) shows what a perfect generator scores." in md
+    assert "replay" not in md and "floor" not in md and "⁺" not in md
+    md = render(collect([make_run(tmp_path / "b", {"reference": ref, "replay": gan, "pixel_floor": gan})]), "md")
+    assert ("⁺: better than the pixel floor in that test." in md and "Reference rows (real data, replay, pixel floor) "
+            "show what a perfect generator, a memorising one and a structure-free one score." in md)
+    md = render(collect([make_run(tmp_path / "c", {"replay": gan, "gan": gan})]), "md")
+    assert "The reference row (replay) shows what a memorising generator scores." in md and "real data" not in md
+    assert "eference row" not in render(collect([make_run(tmp_path / "d", {"gan": gan})]), "md")
