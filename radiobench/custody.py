@@ -3,6 +3,7 @@ metric record the sets it scored (``inputs``) and the evaluator networks it used
 not read back, or whose parent no longer matches, is redone (``radiobench.runner``)."""
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -12,7 +13,7 @@ import numpy as np
 
 from .evaluators.cache import stale_evaluators
 from .interfaces import MetricContext
-from .store import read_json, sha256_bytes, sha256_dir, sha256_file
+from .store import read_json, sha256_bytes, sha256_file
 from .types import MetricResult, RadioImages
 
 __all__ = ["stored", "record", "safetensors_keys", "checkpoint_sha256", "resample_reason", "sample_inputs",
@@ -54,8 +55,29 @@ def safetensors_keys(path: Path) -> list[str]:
 
 
 def checkpoint_sha256(ckpt: Path) -> str:
-    """Hash of the weights and configuration a checkpoint holds (fit.json, the runner's record, aside)."""
-    return sha256_dir(ckpt, exclude=("fit.json",))
+    """Hash of what a checkpoint's model is: its files by name and content (hidden temporaries and fit.json,
+    the runner's record, aside), config.json without the bookkeeping of how the fit ran (``cost``: times,
+    device; ``train_info.start_step``: where a resume began), so equal weights from a resumed or another
+    machine's fit hash alike."""
+    files = sorted(f for f in ckpt.rglob("*") if f.is_file() and not f.name.startswith(".") and f.name != "fit.json")
+    parts: list[bytes] = []
+    for f in files:
+        data = f.read_bytes()
+        parts += [f.relative_to(ckpt).as_posix().encode(), _model_config(data) if f.name == "config.json" else data]
+    return sha256_bytes(*parts)
+
+
+def _model_config(data: bytes) -> bytes:
+    """config.json without its bookkeeping, canonically serialised (unparsable bytes are hashed as they are)."""
+    try:
+        config = json.loads(data)
+    except ValueError:
+        return data
+    if isinstance(config, dict):
+        config = {k: v for k, v in config.items() if k != "cost"}
+        if isinstance(config.get("train_info"), dict):
+            config["train_info"] = {k: v for k, v in config["train_info"].items() if k != "start_step"}
+    return json.dumps(config, sort_keys=True).encode()
 
 
 def resample_reason(info: dict[str, Any], sampling: dict[str, Any], checkpoint_sha: str, path: Path) -> str | None:

@@ -169,8 +169,8 @@ class Generator(Plugin, ABC):
         if config is None:
             config = self.config()
         elif self.OPTIONS is not None:
-            defaults = self._recorded(self.OPTIONS.defaults(self.preset.name))
-            config = {"name": self.name, "preset": self.preset.name, **defaults, **config}
+            defaults = self.OPTIONS.defaults(self.preset.name)
+            config = self._recorded({"name": self.name, "preset": self.preset.name, **defaults, **config})
         else:
             config = {**type(self)(preset=self.preset.name, device=self.device).config(), **config}
         return {k: v for k, v in config.items() if k not in self.sampling_options}

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-__all__ = ["atomic_path", "write_json", "read_json", "jsonable", "sha256_file", "sha256_bytes", "sha256_dir",
+__all__ = ["atomic_path", "write_json", "read_json", "jsonable", "sha256_file", "sha256_bytes",
            "stable_hash", "file_lock"]
 
 
@@ -89,19 +89,6 @@ def _feed(h: Any, path: str | os.PathLike, chunk: int = 1 << 20) -> Any:
         while block := fh.read(chunk):
             h.update(block)
     return h
-
-
-def sha256_dir(path: str | os.PathLike, exclude: tuple[str, ...] = ()) -> str:
-    """sha256 over the files under ``path`` (sorted by relative name; names and bytes both count), skipping
-    hidden files (temporaries of ``atomic_path``) and names in ``exclude``."""
-    root = Path(path)
-    files = sorted((f.relative_to(root).as_posix(), f) for f in root.rglob("*")
-                   if f.is_file() and not f.name.startswith(".") and f.name not in exclude)
-    h = hashlib.sha256()
-    for name, f in files:
-        h.update(f"{len(name)}:{name}:{f.stat().st_size}:".encode())
-        _feed(h, f)
-    return h.hexdigest()
 
 
 def sha256_bytes(*parts: bytes) -> str:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import contextlib
 import copy
 import csv
+import logging
+import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +22,8 @@ import torch
 
 from .progress import progress_bar
 from .store import atomic_path
+
+log = logging.getLogger("radiobench")
 
 __all__ = ["TrainingRun", "EMA", "batch_indices"]
 
@@ -141,17 +145,33 @@ class TrainingRun:
         path = self.checkpoint_path
         if path is None or not path.exists():
             return 0
-        state = torch.load(path, map_location=self.device, weights_only=True)
+        try:
+            state = torch.load(path, map_location=self.device, weights_only=True)
+        except Exception as err:  # truncated or garbled: start over rather than fail forever
+            return self._discard(path, f"it does not read back ({type(err).__name__}: {err})")
+        missing = sorted(set(stateful) - set(state))
+        if missing:  # e.g. written by an older version that named a network otherwise
+            return self._discard(path, f"it holds no {missing} (it has {sorted(state)})")
         for name, obj in stateful.items():
-            if name in state:
-                target = self.unwrap(obj) if isinstance(obj, torch.nn.Module) else obj
-                target.load_state_dict(state[name])
+            target = self.unwrap(obj) if isinstance(obj, torch.nn.Module) else obj
+            target.load_state_dict(state[name])
         self.start_step = int(state["step"])
         self.elapsed_before = float(state.get("elapsed", 0.0))
         if "rng" in state:
             torch.set_rng_state(state["rng"].cpu())
+        if "cuda_rng" in state and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all([t.cpu() for t in state["cuda_rng"]])
         self._reload_log()
         return self.start_step
+
+    def _discard(self, path: Path, why: str) -> int:
+        """Set an unusable training state aside (``*.discarded``) and start from step 0."""
+        log.warning("%s cannot be resumed: %s; training from step 0 (the old state is kept as %s.discarded)",
+                    path, why, path.name)
+        os.replace(path, path.with_name(path.name + ".discarded"))
+        if self.log_path is not None:
+            self.log_path.unlink(missing_ok=True)
+        return 0
 
     def checkpoint(self, step: int, **stateful: Any) -> None:
         """Write a checkpoint meaning "steps < step are done"."""
@@ -159,6 +179,8 @@ class TrainingRun:
         if path is None:
             return
         state: dict[str, Any] = {"step": int(step), "elapsed": self.elapsed, "rng": torch.get_rng_state()}
+        if torch.cuda.is_available():  # the device's generators too: a resumed GPU fit continues their streams
+            state["cuda_rng"] = torch.cuda.get_rng_state_all()
         for name, obj in stateful.items():
             target = self.unwrap(obj) if isinstance(obj, torch.nn.Module) else obj
             state[name] = target.state_dict()

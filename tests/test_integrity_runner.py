@@ -15,9 +15,10 @@ from test_runner import Counting, registered, runner_plugins
 from radiobench import InputError, Metric, MetricResult, RadioImages, SurveyInfo
 from radiobench import runner as runner_module
 from radiobench.checkpoint import save_weights
+from radiobench.custody import checkpoint_sha256
 from radiobench.leaderboard import collect
 from radiobench.runner import RunConfig, run
-from radiobench.store import sha256_dir, sha256_file, write_json
+from radiobench.store import sha256_file, write_json
 
 ROW = "counting/seed-0"
 
@@ -48,7 +49,7 @@ def test_a_changed_training_option_redraws_samples_and_recomputes_metrics(plugin
     assert {f"{ROW}:fit", f"{ROW}:samples", f"{ROW}:mean_w1"} <= set(summary.done)
     assert not np.array_equal(RadioImages.load(row / "samples.npz").images, before)
     info = read(row / "samples.json")
-    assert info["checkpoint_sha256"] == sha256_dir(row / "checkpoint", exclude=("fit.json",))
+    assert info["checkpoint_sha256"] == checkpoint_sha256(row / "checkpoint")
     assert info["sha256"] == sha256_file(row / "samples.npz")
     record = read(row / "metrics" / "mean_w1.json")
     assert record["inputs"] == {"samples_sha256": info["sha256"], "checkpoint_sha256": info["checkpoint_sha256"]}
@@ -287,3 +288,24 @@ def test_real_side_statistics_are_computed_once_for_all_seeds(plugins, tmp_path)
     assert {f"counting/seed-{s}:real_statistic" for s in range(3)} | {"reference/seed-0:real_statistic"} <= set(
         summary.done)
     assert RealStatistic.computed == 1
+
+
+def test_checkpoint_hash_is_the_model_not_how_its_fit_ran(tmp_path):
+    """Equal weights from a resumed fit (another start_step, other times) hash alike; other weights do not."""
+    import shutil
+
+    a = tmp_path / "a"
+    save_weights(a, {"G": torch.nn.Linear(2, 2)})
+    write_json(a / "config.json", {"generator": "g", "options": {"steps": 20},
+                                   "train_info": {"steps_done": 20, "start_step": 0},
+                                   "cost": {"train_seconds": 1.94, "device": "cpu"}})
+    resumed = tmp_path / "resumed"
+    shutil.copytree(a, resumed)
+    write_json(resumed / "config.json", {"generator": "g", "options": {"steps": 20},
+                                         "train_info": {"steps_done": 20, "start_step": 10},
+                                         "cost": {"train_seconds": 2.0, "device": "cuda"}})
+    assert checkpoint_sha256(a) == checkpoint_sha256(resumed)
+    other = tmp_path / "other"
+    shutil.copytree(a, other)
+    save_weights(other, {"G": torch.nn.Linear(2, 2)})
+    assert checkpoint_sha256(other) != checkpoint_sha256(a)

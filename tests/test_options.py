@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from radiobench.conditioning import match_conditions
+from radiobench.registry import registry
 from radiobench.types import InputError
 from radiobench_plugins.generators.cvae import CVAE
 from radiobench_plugins.generators.dcgan import DCGAN
@@ -169,3 +170,12 @@ def test_a_loaded_checkpoint_keeps_its_training_options_and_takes_the_callers_sa
     told = CVAE(preset="smoke", device="cpu", zero_below="auto")
     told.load(tmp_path / "m")
     assert told.opt["zero_below"] == "auto" and told.training_config() == trained.training_config()
+
+
+@pytest.mark.parametrize("name", ["cvae", "dcgan", "pggan", "edm"])
+def test_progress_bars_are_no_part_of_what_a_checkpoint_is(name):
+    cls = registry.generator(name)
+    quiet, loud = cls(preset="smoke", progress=False), cls(preset="smoke")
+    assert quiet.training_config() == loud.training_config()
+    stored = {**loud.config(), "progress": True}  # as fit.json of the CVAE and the GANs recorded it
+    assert quiet.training_config(stored) == quiet.training_config()

@@ -60,7 +60,7 @@ TORCH_OPTIONS = Options(
     mixed_precision=Option(str, "no", choices=("no", "bf16")),
     conditional=Option(bool, True),
     augment=Option(bool, True),
-    progress=Option(bool, True),
+    progress=Option(bool, True, recorded=False),  # display only: never part of what a checkpoint is
 )
 
 
