@@ -131,7 +131,7 @@ def collect(run_dirs: Iterable[str | Path]) -> list[Table]:
     for run in map(Path, run_dirs):
         manifest = read_manifest(run)
         key = (manifest["dataset"]["name"], manifest["identity"]["preset"], manifest["dataset"]["fingerprint"])
-        ref_label = REFERENCE_LABEL.format(manifest.get("reference_row", {}).get("source", "train"),
+        ref_label = REFERENCE_LABEL.format((manifest.get("reference_row") or {}).get("source", "train"),
                                            manifest["dataset"]["reference_split"])
         g = groups.setdefault(key, {"records": defaultdict(list), "costs": defaultdict(list), "failed": [],
                                     "runs": [], "n_reference": manifest["dataset"]["n_reference"],

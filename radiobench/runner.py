@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import time
 import traceback
 from collections.abc import Callable
@@ -97,8 +98,9 @@ def run(config: RunConfig) -> RunSummary:
     if len(reference) == 0 or len(train) == 0:
         raise InputError(f"dataset {config.dataset!r} has an empty train or reference split")
     fingerprint = dataset.fingerprint()
-    real, real_source = _reference_set(dataset, train, reference)
-    reference_row = {"source": real_source, "n": len(real), "class_counts": real.class_counts()}
+    real, real_source = _reference_set(dataset, train, reference) if config.reference else (None, "")
+    reference_row = None if real is None else {"source": real_source, "n": len(real),
+                                               "class_counts": real.class_counts()}
     manifest = _open_manifest(out, config, dataset, fingerprint, train, reference, reference_row)
 
     memo: dict[str, Any] = {}  # real-side statistics, shared by every seed (a seed-dependent value's key names it)
@@ -107,7 +109,7 @@ def run(config: RunConfig) -> RunSummary:
         return MetricContext(dataset=config.dataset, dataset_fingerprint=fingerprint, train=train, preset=preset,
                              seed=seed, device=device, cache_dir=default_cache_dir(), memo=memo)
 
-    if config.reference:  # one fixed real set: one row per run directory, whichever seeds this invocation names
+    if real is not None:  # one fixed real set: one row per run directory, whichever seeds this invocation names
         label = f"{REFERENCE_ROW}/seed-{REFERENCE_SEED}"
         inputs = {"real_sha256": custody.set_sha256(real), "reference_sha256": custody.set_sha256(reference)}
         provenance = {**manifest["provenance"], "seed": REFERENCE_SEED, "reference_source": real_source}
@@ -206,11 +208,16 @@ def _fit_or_load(cls, name, config: RunConfig, train, seed, gdir: Path, device, 
     ckpt = gdir / "checkpoint"
     fit_info = custody.record(ckpt / "fit.json", config=dict, cost=dict)
     if fit_info is not None:
-        if jsonable(gen.training_config(fit_info["config"])) == jsonable(gen.training_config()):
+        requested = jsonable(gen.training_config())
+        if jsonable(gen.training_config(fit_info["config"])) == requested:
             # load keeps this instance's sampling options (this run's), not those stored at fit time
-            if _load_checkpoint(gen, ckpt):
+            why = _unusable_checkpoint(gen, ckpt, requested, fit_info)
+            if why is None:
                 summary.reused.append(f"{label}:fit")
                 return gen, _training_cost(fit_info["cost"]), custody.checkpoint_sha256(ckpt)
+            log.warning("%s: %s; training again (the checkpoint is kept as checkpoint-previous)", label, why)
+            shutil.rmtree(gdir / "checkpoint-previous", ignore_errors=True)
+            ckpt.rename(gdir / "checkpoint-previous")
             gen = cls(preset=config.preset, device=device, **opts)  # a clean instance to train
         else:
             log.warning("%s: checkpoint was made with another configuration; training again", label)
@@ -222,14 +229,31 @@ def _fit_or_load(cls, name, config: RunConfig, train, seed, gdir: Path, device, 
         cost.train_seconds = time.perf_counter() - t0
     gen.save(ckpt)
     fit_cost = _training_cost(cost.to_dict())
-    write_json(ckpt / "fit.json", {"config": jsonable(gen.config()), "cost": fit_cost, "seed": seed})
+    checkpoint_sha = custody.checkpoint_sha256(ckpt)
+    write_json(ckpt / "fit.json", {"config": jsonable(gen.config()), "cost": fit_cost, "seed": seed,
+                                   "checkpoint_sha256": checkpoint_sha})
     summary.done.append(f"{label}:fit")
-    return gen, fit_cost, custody.checkpoint_sha256(ckpt)
+    return gen, fit_cost, checkpoint_sha
 
 
 def _training_cost(cost: dict[str, Any]) -> dict[str, Any]:
     """A cost without the sampling part (recorded with the sample set; fit.json of old runs holds it too)."""
     return {k: v for k, v in cost.items() if k not in SAMPLING_COST}
+
+
+def _unusable_checkpoint(gen: Generator, ckpt: Path, requested: dict[str, Any],
+                         fit_info: dict[str, Any]) -> str | None:
+    """Why the checkpoint in ``ckpt`` is not the model fit.json describes (None: it is, and ``gen`` holds it):
+    a file that does not read back, files changed since the fit (fit.json records their hash; older
+    fit.json files do not), or a checkpoint of another training configuration."""
+    recorded = fit_info.get("checkpoint_sha256")
+    if recorded is not None and recorded != custody.checkpoint_sha256(ckpt):
+        return f"{ckpt} holds other files than the fit wrote (sha256 differs from fit.json's)"
+    if not _load_checkpoint(gen, ckpt):
+        return f"{ckpt} does not load"
+    if jsonable(gen.training_config()) != requested:
+        return f"{ckpt} holds a model of another configuration than fit.json records"
+    return None
 
 
 def _load_checkpoint(gen: Generator, ckpt: Path) -> bool:
@@ -244,8 +268,6 @@ def _load_checkpoint(gen: Generator, ckpt: Path) -> bool:
 def _training_workdir(gdir: Path, gen: Generator, label: str) -> Path:
     """``gdir/train``, where an interrupted fit resumes; a training state left by another configuration
     (or whose stamp does not read back) is moved to ``train-previous`` instead of being resumed."""
-    import shutil
-
     workdir, stamp = gdir / "train", gdir / "train" / "training_config.json"
     training_config = jsonable(gen.training_config())
     if stamp.exists():
@@ -335,6 +357,14 @@ def _reference_set(dataset: Dataset, train: RadioImages, reference: RadioImages)
             source, pool = "valid", valid
     if pool.class_counts() == reference.class_counts() and source != dataset.train_split:
         return pool, source
+    needed: list[int] = [] if reference.labels is None else np.flatnonzero(np.bincount(reference.labels)).tolist()
+    if pool.labels is not None and any(not np.any(pool.labels == c) for c in needed):
+        source, pool = dataset.train_split, train  # the validation split lacks a class: a training draw
+        names = reference.class_names or tuple(map(str, range(max(needed) + 1)))
+        missing = [names[c] for c in needed if not np.any(train.labels == c)]
+        if missing:
+            raise InputError(f"dataset has no training images of class(es) {missing} that its "
+                             f"{dataset.reference_split} split holds: no real reference row can be drawn")
     rng = np.random.default_rng(0)
     if pool.labels is None or reference.labels is None:
         idx = rng.choice(len(pool), size=len(reference), replace=len(pool) < len(reference))
@@ -348,7 +378,7 @@ def _reference_set(dataset: Dataset, train: RadioImages, reference: RadioImages)
 
 
 def _open_manifest(out: Path, config: RunConfig, dataset, fingerprint, train, reference,
-                   reference_row: dict[str, Any]) -> dict[str, Any]:
+                   reference_row: dict[str, Any] | None) -> dict[str, Any]:
     """Write this run's manifest, merged (seeds, generators) with the one already in ``out``; InputError
     when ``out`` holds a run of another dataset or preset."""
     identity = jsonable({**config.identity(), "dataset_fingerprint": fingerprint})
@@ -384,8 +414,7 @@ def _open_manifest(out: Path, config: RunConfig, dataset, fingerprint, train, re
                 **environment(),
             },
             "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "reference_row": reference_row,
-        }
+        } | ({"reference_row": row} if (row := reference_row or (current or {}).get("reference_row")) else {})
 
     return _update_manifest(out, merge)
 

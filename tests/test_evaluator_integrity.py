@@ -18,7 +18,7 @@ import torch
 
 from radiobench import MetricContext, get_preset
 from radiobench.checkpoint import save_weights
-from radiobench.evaluators import get_evaluator, import_evaluators, load_entry
+from radiobench.evaluators import cache, get_evaluator, import_evaluators, load_entry
 from radiobench.evaluators.cache import MAX_FILE_BYTES, evaluator_root, stale_evaluators
 from radiobench.interfaces import default_cache_dir
 from radiobench.store import sha256_file, stable_hash
@@ -220,3 +220,45 @@ def test_import_refuses_other_weights_under_a_cached_fingerprint(entry, tmp_path
     assert import_evaluators(archive, path.parents[1], overwrite=True) == [path.name]
     assert load_entry(path).weights_sha256 == meta["weights_sha256"] != ev.weights_sha256
     assert not list(path.parent.glob(".*"))  # no staging left behind
+
+
+def test_loaded_weights_are_the_hashed_ones(entry, tmp_path, monkeypatch):
+    """Weights swapped in between the sha256 check and the load (a concurrent import --overwrite) are not
+    used under the old sha256: the file is read once."""
+    path, ev, _ = entry
+    _, files = forged(ev, path, tmp_path)
+    build = cache._build
+
+    def swap_then_build(*args, **kwargs):  # runs after the hash, before the tensors are loaded
+        (path / "weights.safetensors").write_bytes(files["weights.safetensors"])
+        return build(*args, **kwargs)
+
+    monkeypatch.setattr(cache, "_build", swap_then_build)
+    loaded = load_entry(path)
+    assert sha256_file(path / "weights.safetensors") != ev.weights_sha256  # the swap happened
+    assert loaded.weights_sha256 == ev.weights_sha256
+    for p, q in zip(loaded.module.state_dict().values(), ev.module.state_dict().values(), strict=True):
+        torch.testing.assert_close(p, q, rtol=0, atol=0)
+
+
+def test_long_member_names_refused_before_they_are_read(entry, tmp_path, monkeypatch):
+    """tarfile holds a GNU long-name or pax header in memory before the member can be checked: the stream is
+    not read past the archive limit, and a long name is refused without being copied into the message."""
+    path, _, _ = entry
+    monkeypatch.setattr(cache, "MAX_UNPACKED_BYTES", 64 << 10)  # read at most 64 KiB + 16 KiB of headers + 20 KiB
+    monkeypatch.setattr(cache, "MAX_ENTRIES", 4)
+    weights = (path / "weights.safetensors").read_bytes()
+    for fmt, n, message in ((tarfile.GNU_FORMAT, 1 << 20, "unpacks to more than 65536 bytes"),
+                            (tarfile.PAX_FORMAT, 1 << 20, "unpacks to more than 65536 bytes"),
+                            (tarfile.GNU_FORMAT, 2000, "'aaaa.*' has a 2000-character name")):
+        archive = tmp_path / f"long-{fmt}-{n}.tar.gz"
+        with tarfile.open(archive, "w:gz", format=fmt) as tar:
+            info = tarfile.TarInfo("a" * n)
+            info.size = len(weights)
+            tar.addfile(info, io.BytesIO(weights))
+        assert archive.stat().st_size < 64 << 10  # the limit is about what it unpacks to
+        before = snapshot(path.parents[1])
+        with pytest.raises(InputError, match=message) as err:
+            import_evaluators(archive, path.parents[1])
+        assert len(str(err.value)) < 600
+        assert snapshot(path.parents[1]) == before

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
+import stat
 import sys
 import tarfile
 
@@ -26,6 +28,7 @@ from radiobench.evaluators import (
 )
 from radiobench.evaluators.augment import Augment, gaussian_blur, random_flip_rot90
 from radiobench.evaluators.base import total_steps
+from radiobench.evaluators.cache import train_evaluator
 from radiobench.evaluators.classifier import ResNetClassifier
 from radiobench.evaluators.frechet import (
     fid_bootstrap,
@@ -241,6 +244,20 @@ def test_training_resumes_after_interruption(synth_ctx, tmp_path):
     assert run.start_step == 1
     for p, q in zip(straight.state_dict().values(), resumed.state_dict().values()):
         torch.testing.assert_close(p, q)
+
+
+def test_trained_entry_follows_the_umask(synth_ctx, tmp_path):
+    """A new cache entry is 0777 & ~umask like its files (mkdtemp makes 0700): a shared cache's group can read it."""
+    ctx, _ = synth_ctx
+    payload = fingerprint_payload("radio_cnn", ctx, config=KINDS["radio_cnn"].config("smoke") | {"steps": 2})
+    umask = os.umask(0o022)
+    try:
+        ev = train_evaluator(payload, ctx.train, tmp_path, progress=False)
+    finally:
+        os.umask(umask)
+    assert ev.path.parent == tmp_path / "evaluators"
+    assert stat.S_IMODE(ev.path.stat().st_mode) == 0o755
+    assert stat.S_IMODE((ev.path / "weights.safetensors").stat().st_mode) == 0o644
 
 
 def test_export_import_roundtrip_and_verification(synth_ctx, tmp_path):

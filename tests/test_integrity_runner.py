@@ -56,17 +56,37 @@ def test_a_changed_training_option_redraws_samples_and_recomputes_metrics(plugin
     assert record["result"]["value"] != first
 
 
-def test_a_replaced_checkpoint_is_sampled_again(plugins, tmp_path):
+def test_a_replaced_checkpoint_is_not_passed_off_as_the_fit(plugins, tmp_path):
+    """Weights from elsewhere under a fit's fit.json: the fit is redone (kept aside: checkpoint-previous), and
+    the row's numbers are those of the model the fit made."""
     cfg = config(tmp_path, reference=False)
     run(cfg)
     row = tmp_path / ROW
-    before = RadioImages.load(row / "samples.npz").images
+    before = read(row / "metrics" / "mean_w1.json")["result"]
     save_weights(row / "checkpoint", {"model": {"width": torch.tensor([3.0, 5.0])}})  # weights from elsewhere
     summary = run(cfg)
-    assert Counting.fits == 1 and f"{ROW}:fit" in summary.reused
-    assert {f"{ROW}:samples", f"{ROW}:mean_w1"} <= set(summary.done)
-    assert not np.array_equal(RadioImages.load(row / "samples.npz").images, before)
+    assert f"{ROW}:fit" in summary.done and (row / "checkpoint-previous" / "weights.safetensors").exists()
+    assert read(row / "metrics" / "mean_w1.json")["result"] == before
     assert set(run(cfg).reused) == {f"{ROW}:fit", f"{ROW}:samples", f"{ROW}:mean_w1"}
+
+
+def test_a_checkpoint_of_another_configuration_under_fit_json_is_trained_again(plugins, tmp_path):
+    """fit.json says one configuration, the checkpoint's config.json another: never reused as the first."""
+    def dcgan(out, steps):
+        return RunConfig(generators=["dcgan"], dataset="synthetic", out=out, metrics=["mean_w1"], progress=False,
+                         reference=False, generator_options={"dcgan": {"steps": steps}})
+
+    run(dcgan(tmp_path / "a", 2))
+    cfg = dcgan(tmp_path / "b", 3)
+    run(cfg)
+    a, b = (tmp_path / d / "dcgan" / "seed-0" / "checkpoint" for d in "ab")
+    fit = read(b / "fit.json")
+    fit.pop("checkpoint_sha256")  # as written before fit.json recorded it
+    write_json(b / "fit.json", fit)
+    for name in ("weights.safetensors", "config.json"):
+        (b / name).write_bytes((a / name).read_bytes())
+    summary = run(cfg)
+    assert "dcgan/seed-0:fit" in summary.done and read(b / "config.json") != read(a / "config.json")
 
 
 def test_records_without_custody_fields_are_redone(plugins, tmp_path):
@@ -309,3 +329,14 @@ def test_checkpoint_hash_is_the_model_not_how_its_fit_ran(tmp_path):
     shutil.copytree(a, other)
     save_weights(other, {"G": torch.nn.Linear(2, 2)})
     assert checkpoint_sha256(other) != checkpoint_sha256(a)
+
+
+def test_a_validation_split_lacking_a_class_falls_back_to_a_training_draw(tmp_path):
+    opts = {"n_train": 40, "n_valid": 2, "n_test": 8}
+    for reference in (True, False):
+        out = tmp_path / f"ref-{reference}"
+        summary = run(RunConfig(generators=["replay"], dataset="synthetic", out=out, metrics=["mean_w1"],
+                                progress=False, reference=reference, dataset_options=opts))
+        assert not summary.failed
+        manifest = read(out / "manifest.json")
+        assert manifest.get("reference_row", {}).get("source") == ("train" if reference else None)

@@ -21,11 +21,17 @@ Archive limits (import; checked on each member's declared size before anything i
 weights.safetensors at most 256 MiB (the largest real evaluator, the cpu/paper classifier, writes
 43 MiB), metadata.json 1 MiB, losses.csv 16 MiB, at most 256 entries, and in all at most 2 GiB and at
 most 16 MiB + 32x the archive's own size (trained weights barely compress: real exports unpack to about
-their size). An import is all or nothing: every entry is unpacked and verified in a staging directory
+their size). The tar stream is read no further than that limit plus 1 KiB per member (tarfile holds a
+long-name or pax header in memory before the member can be checked) and names are at most 255 characters.
+An import is all or nothing: every entry is unpacked and verified in a staging directory
 before any of them enters the cache.
 """
 from __future__ import annotations
 
+import bz2
+import gzip
+import hashlib
+import io
 import lzma
 import os
 import re
@@ -40,14 +46,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import safetensors.torch
 import torch
 from safetensors import SafetensorError
 from torch import nn
 
 from .. import __version__
-from ..checkpoint import load_weights, save_weights
+from ..checkpoint import _under, save_weights
 from ..interfaces import MetricContext
-from ..store import atomic_path, read_json, sha256_bytes, sha256_file, stable_hash, write_json
+from ..store import _umask, atomic_path, read_json, sha256_bytes, sha256_file, stable_hash, write_json
 from ..training import TrainingRun
 from ..types import InputError, RadioImages
 from .base import EvaluatorSpec, total_steps
@@ -74,6 +81,7 @@ REQUIRED_FILES = ("weights.safetensors", "metadata.json")
 MAX_FILE_BYTES = {"weights.safetensors": 256 << 20, "metadata.json": 1 << 20, "losses.csv": 16 << 20}
 MAX_UNPACKED_BYTES = 2 << 30
 MAX_ENTRIES = 256
+MAX_NAME = 255  # characters in a member name (real ones have under 100)
 ENTRY_NAME = re.compile(r"([a-z_0-9]+)-([0-9a-f]{16})")
 
 
@@ -279,6 +287,7 @@ def train_evaluator(
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
         write_json(tmp / "metadata.json", metadata)
+        tmp.chmod(0o777 & ~_umask())  # mkdtemp makes 0700: a shared cache's group could not enter the entry
         try:
             os.replace(tmp, root / name)  # atomic; fails if a concurrent run already placed the entry
         except OSError:
@@ -318,14 +327,14 @@ def _verified(path: Path, label: str) -> Evaluator:
     if payload.get("version") != spec.version:
         raise InputError(f"{label}: trained by {kind} code version {payload.get('version')}, "
                          f"this radiobench has {spec.version}")
-    weights = path / "weights.safetensors"
-    if (actual := sha256_file(weights)) != meta.get("weights_sha256"):
+    data = (path / "weights.safetensors").read_bytes()  # read once: the bytes hashed are the bytes loaded
+    if (actual := hashlib.sha256(data).hexdigest()) != meta.get("weights_sha256"):
         raise InputError(f"{label}/weights.safetensors: sha256 {actual} does not match the "
                          f"{meta.get('weights_sha256')} recorded in metadata.json (replaced or damaged weights are "
                          "refused)")
-    module = _build(spec, payload, f"{label}/metadata.json", weights.stat().st_size)
+    module = _build(spec, payload, f"{label}/metadata.json", len(data))
     try:
-        load_weights(path, {"module": module}, strict=True)
+        module.load_state_dict(_under(safetensors.torch.load(data), "module"), strict=True)
     except (RuntimeError, KeyError, ValueError, SafetensorError) as err:
         raise InputError(f"{label}/weights.safetensors: weights do not fit the {kind} architecture: {err}") from None
     return Evaluator(kind, module.eval(), fp, meta, path)
@@ -449,23 +458,75 @@ def import_evaluators(src: str | os.PathLike, cache_dir: str | os.PathLike, *, o
                 break
 
 
+class _Bounded(io.RawIOBase):
+    """A read-only view of ``raw`` (the decompressed tar stream; closed with it) that refuses to go past
+    ``limit`` bytes: tarfile reads long-name and pax headers whole into memory before a member can be checked."""
+
+    def __init__(self, raw: io.BufferedIOBase, limit: int, message: str) -> None:
+        super().__init__()
+        self.raw, self.limit, self.message, self.pos = raw, limit, message, 0
+
+    def read(self, n: int | None = -1) -> bytes:
+        if n is None or n < 0 or self.pos + n > self.limit:
+            raise InputError(self.message)
+        data = self.raw.read(n)
+        self.pos += len(data)
+        return data
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        target = offset + (self.pos if whence == os.SEEK_CUR else 0)
+        if whence not in (os.SEEK_SET, os.SEEK_CUR) or target > self.limit:
+            raise InputError(self.message)
+        self.pos = self.raw.seek(target)
+        return self.pos
+
+    def tell(self) -> int:
+        return self.pos
+
+    def close(self) -> None:
+        self.raw.close()
+        super().close()
+
+
+def _decompressed(src: Path) -> io.BufferedIOBase:
+    """``src`` opened for reading, through the decompressor its magic bytes name (plain tar otherwise)."""
+    with open(src, "rb") as fh:
+        head = fh.read(6)
+    for magic, opener in ((b"\x1f\x8b", gzip.open), (b"BZh", bz2.open), (b"\xfd7zXZ\x00", lzma.open)):
+        if head.startswith(magic):
+            return opener(src, "rb")
+    return open(src, "rb")
+
+
 def _unpack(src: Path, stage: Path) -> list[str]:
     """Extract an export archive into ``stage``, checking every member's name, type and declared size (and
     the running total) before its data is read; returns the entry names."""
-    budget = min(MAX_UNPACKED_BYTES, (16 << 20) + 32 * src.stat().st_size)
+    size = src.stat().st_size
+    budget = min(MAX_UNPACKED_BYTES, (16 << 20) + 32 * size)
+    headers = (len(FILES) + 1) * MAX_ENTRIES * 1024 + (20 << 10)  # a header and padding per member, the end
+    too_big = (f"{src}: unpacks to more than {budget} bytes (limit: 16 MiB + 32x the archive's {size} bytes, "
+               f"at most {MAX_UNPACKED_BYTES}); not an evaluator export")
     expected = f"<kind>-<16 hex fingerprint>/{{{','.join(FILES)}}}"
     total, seen = 0, set()
     archive_errors = (tarfile.TarError, EOFError, lzma.LZMAError, zlib.error, OSError)
+    stream = _Bounded(_decompressed(src), budget + headers, too_big)
     try:
-        tar = tarfile.open(src, "r:*")
+        tar = tarfile.open(fileobj=stream, mode="r:")
     except archive_errors as err:
+        stream.close()
         raise InputError(f"{src}: not a tar archive (plain, gzip, bzip2 or xz; {type(err).__name__}); "
                          "write one with `radiobench evaluators export`") from None
+    except InputError:  # past the limit in the first header
+        stream.close()
+        raise
     try:
-        with tar:
+        with stream, tar:  # closing the stream closes the file
             for i, member in enumerate(tar):  # streaming: a header is checked before its data is decompressed
                 if i >= (len(FILES) + 1) * MAX_ENTRIES:  # files and a directory per entry
                     raise InputError(f"{src}: more than {MAX_ENTRIES} evaluators in one archive")
+                if len(member.name) > MAX_NAME:
+                    raise InputError(f"{src}: member {member.name[:64]!r}... has a {len(member.name)}-character "
+                                     f"name; an evaluator export holds only {expected}")
                 name, parts = member.name, member.name.split("/")
                 entry = ENTRY_NAME.fullmatch(parts[0])
                 if member.isdir() and len(parts) == 1 and entry:
@@ -486,9 +547,7 @@ def _unpack(src: Path, stage: Path) -> list[str]:
                                      f"at most {MAX_FILE_BYTES[parts[1]]}")
                 total += member.size
                 if total > budget:
-                    raise InputError(f"{src}: unpacks to more than {budget} bytes (limit: 16 MiB + 32x the "
-                                     f"archive's {src.stat().st_size} bytes, at most {MAX_UNPACKED_BYTES}); "
-                                     "not an evaluator export")
+                    raise InputError(too_big)
                 seen.add(name)
                 (stage / parts[0]).mkdir(exist_ok=True)
                 data = tar.extractfile(member)
