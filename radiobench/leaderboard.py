@@ -175,8 +175,13 @@ def _read_record(path: Path) -> dict[str, Any]:
 
 
 def _read_seed(g: dict[str, Any], manifest: dict[str, Any], name: str, seed_dir: Path, run: str) -> None:
-    seed = int(seed_dir.name.split("-", 1)[1])
+    try:
+        seed = int(seed_dir.name.split("-", 1)[1])
+    except ValueError:  # not a folder the runner wrote
+        return
     error = _optional_json(seed_dir / "error.json")
+    if (seed_dir / "error.json").exists() and error is None:
+        error = {"stage": "unknown", "error": "error.json does not read back"}
     if error is not None:  # its last fit or sampling failed: metric files of an earlier attempt are not current
         g["failed"].append((name, seed, error.get("stage", "fit/sample"), error.get("error", ""),
                             str(seed_dir / "error.json")))
@@ -197,11 +202,17 @@ def _read_seed(g: dict[str, Any], manifest: dict[str, Any], name: str, seed_dir:
     g["origins"][row_key].append(run)
     g["records"][row_key].extend((seed, r, _custody(r, manifest, fit, samples)) for r in recs)
     if fit is not None:  # the sampling cost lives in samples.json (in fit.json in runs made before)
-        g["costs"][row_key].append({**fit["cost"], **(samples.get("cost") or {})})
+        g["costs"][row_key].append({**(fit.get("cost") or {}), **(samples.get("cost") or {})})
 
 
-def _optional_json(path: Path) -> Any:
-    return read_json(path) if path.exists() else None
+def _optional_json(path: Path) -> dict[str, Any] | None:
+    """A JSON object stored beside a row's metrics; None when missing or unreadable (the custody marks then
+    show that the row cannot be verified)."""
+    try:
+        obj = read_json(path) if path.exists() else None
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return obj if isinstance(obj, dict) else None
 
 
 def _custody(rec: dict[str, Any], manifest: dict[str, Any], fit: dict[str, Any] | None,

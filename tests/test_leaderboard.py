@@ -570,3 +570,17 @@ def test_the_legend_names_only_the_reference_rows_the_table_has(tmp_path):
     md = render(collect([make_run(tmp_path / "c", {"replay": gan, "gan": gan})]), "md")
     assert "The reference row (replay) shows what a memorising generator scores." in md and "real data" not in md
     assert "eference row" not in render(collect([make_run(tmp_path / "d", {"gan": gan})]), "md")
+
+
+def test_unreadable_row_files_never_take_the_table_down(tmp_path):
+    run = _custody_run(tmp_path / "run")
+    (run / "fresh" / "seed-0" / "samples.json").write_text('{"sha256": "s')  # truncated
+    (run / "resampled" / "seed-0" / "checkpoint" / "fit.json").write_text("{")
+    _write(run / "retrained" / "seed-0" / "error.json", {})
+    (run / "retrained" / "seed-0" / "error.json").write_text("[1, 2")
+    (run / "fresh" / "seed-x").mkdir()
+    table = collect([run])[0]
+    rows = {r.name: r for r in table.rows}
+    assert "stale" in rows["fresh"].marks  # its sample set can no longer be verified
+    assert cells_of(table, "retrained")["fid_byol"].startswith("failed")
+    render([table], "md")
