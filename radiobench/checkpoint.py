@@ -11,7 +11,7 @@ from safetensors.torch import load_file, save_file
 
 from .store import atomic_path, read_json, write_json
 
-__all__ = ["save_weights", "load_weights", "load_tensors", "save_config", "load_config"]
+__all__ = ["save_weights", "load_weights", "load_tensors", "tensors_under", "save_config", "load_config"]
 
 
 def save_weights(directory: Path, modules: Mapping[str, torch.nn.Module | Mapping[str, torch.Tensor]]) -> None:
@@ -31,7 +31,7 @@ def load_weights(directory: Path, modules: Mapping[str, torch.nn.Module], strict
         raise FileNotFoundError(f"no weights at {path}")
     tensors = load_file(str(path))
     for prefix, mod in modules.items():
-        state = _under(tensors, prefix)
+        state = tensors_under(tensors, prefix)
         if not state and strict:
             raise KeyError(f"{path} holds no weights for {prefix!r}")
         mod.load_state_dict(state, strict=strict)
@@ -39,10 +39,10 @@ def load_weights(directory: Path, modules: Mapping[str, torch.nn.Module], strict
 
 def load_tensors(directory: Path, prefix: str) -> dict[str, torch.Tensor]:
     """The raw tensors saved under ``prefix`` (for state that is not a module)."""
-    return _under(load_file(str(Path(directory) / "weights.safetensors")), prefix)
+    return tensors_under(load_file(str(Path(directory) / "weights.safetensors")), prefix)
 
 
-def _under(tensors: Mapping[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+def tensors_under(tensors: Mapping[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
     """The tensors saved as ``prefix.name``, by name."""
     return {k[len(prefix) + 1:]: v for k, v in tensors.items() if k.startswith(prefix + ".")}
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 __all__ = ["atomic_path", "write_json", "read_json", "jsonable", "sha256_file", "sha256_bytes",
-           "stable_hash", "file_lock"]
+           "stable_hash", "file_lock", "current_umask"]
 
 
 @contextlib.contextmanager
@@ -28,14 +28,14 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         yield tmp_path
         with open(tmp_path, "rb+") as fh:
             os.fsync(fh.fileno())
-        tmp_path.chmod(0o666 & ~_umask())  # mkstemp makes 0600; a plain open() would follow the umask
+        tmp_path.chmod(0o666 & ~current_umask())  # mkstemp makes 0600; a plain open() would follow the umask
         os.replace(tmp_path, path)
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
 
 
-def _umask() -> int:
+def current_umask() -> int:
     """The process's umask, read without changing it where Linux shows it (other threads may be writing)."""
     with contextlib.suppress(OSError, ValueError, StopIteration):
         status = Path("/proc/self/status").read_text()

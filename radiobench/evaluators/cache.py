@@ -52,9 +52,9 @@ from safetensors import SafetensorError
 from torch import nn
 
 from .. import __version__
-from ..checkpoint import _under, save_weights
+from ..checkpoint import save_weights, tensors_under
 from ..interfaces import MetricContext
-from ..store import _umask, atomic_path, read_json, sha256_bytes, sha256_file, stable_hash, write_json
+from ..store import atomic_path, current_umask, read_json, sha256_bytes, sha256_file, stable_hash, write_json
 from ..training import TrainingRun
 from ..types import InputError, RadioImages
 from .base import EvaluatorSpec, total_steps
@@ -287,7 +287,7 @@ def train_evaluator(
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
         write_json(tmp / "metadata.json", metadata)
-        tmp.chmod(0o777 & ~_umask())  # mkdtemp makes 0700: a shared cache's group could not enter the entry
+        tmp.chmod(0o777 & ~current_umask())  # mkdtemp makes 0700: a shared cache's group could not enter the entry
         try:
             os.replace(tmp, root / name)  # atomic; fails if a concurrent run already placed the entry
         except OSError:
@@ -334,7 +334,7 @@ def _verified(path: Path, label: str) -> Evaluator:
                          "refused)")
     module = _build(spec, payload, f"{label}/metadata.json", len(data))
     try:
-        module.load_state_dict(_under(safetensors.torch.load(data), "module"), strict=True)
+        module.load_state_dict(tensors_under(safetensors.torch.load(data), "module"), strict=True)
     except (RuntimeError, KeyError, ValueError, SafetensorError) as err:
         raise InputError(f"{label}/weights.safetensors: weights do not fit the {kind} architecture: {err}") from None
     return Evaluator(kind, module.eval(), fp, meta, path)
