@@ -42,7 +42,7 @@ from .registry import REFERENCE_ROW, registry
 from .store import file_lock, jsonable, read_json, sha256_file, write_json
 from .types import InputError, MetricResult, RadioImages
 
-__all__ = ["RunConfig", "run", "REFERENCE_ROW"]
+__all__ = ["RunConfig", "run", "reference_set", "REFERENCE_ROW"]
 
 log = logging.getLogger("radiobench")
 REFERENCE_SEED = 0  # the seed the reference row is evaluated at (published runs: reference/seed-0)
@@ -98,7 +98,7 @@ def run(config: RunConfig) -> RunSummary:
     if len(reference) == 0 or len(train) == 0:
         raise InputError(f"dataset {config.dataset!r} has an empty train or reference split")
     fingerprint = dataset.fingerprint()
-    real, real_source = _reference_set(dataset, train, reference) if config.reference else (None, "")
+    real, real_source = reference_set(dataset, train, reference) if config.reference else (None, "")
     reference_row = None if real is None else {"source": real_source, "n": len(real),
                                                "class_counts": real.class_counts()}
     manifest = _open_manifest(out, config, dataset, fingerprint, train, reference, reference_row)
@@ -345,7 +345,7 @@ def _evaluate(rowdir: Path, generated, reference, supports, metric_classes, cont
         write_json(path, record)
 
 
-def _reference_set(dataset: Dataset, train: RadioImages, reference: RadioImages) -> tuple[RadioImages, str]:
+def reference_set(dataset: Dataset, train: RadioImages, reference: RadioImages) -> tuple[RadioImages, str]:
     """Real images standing in for a perfect generator, with the reference split's class counts.
 
     The validation split when the dataset has one (held out from generator and evaluator training,
