@@ -281,7 +281,7 @@ class Generator(Plugin, ABC):
         if lo < -1e-6 or hi > 1 + 1e-6:
             raise GeneratorOutputError(f"generator {self.name!r} produced pixels in [{lo:.6g}, {hi:.6g}]; "
                                        "images must lie in [0, 1] (clip or rescale in sample_batch)")
-        return np.clip(batch, 0.0, 1.0)
+        return batch if lo >= 0.0 and hi <= 1.0 else np.clip(batch, 0.0, 1.0)
 
     def remember_training_set(self, train: RadioImages) -> None:
         """Record what sampling needs to know about the training data (call at the start of fit)."""

@@ -27,9 +27,9 @@ from typing import Any
 
 import numpy as np
 
-from .runner import REFERENCE_ROW
+from .registry import REFERENCE_ROW
 from .stats import MeanError, seed_interval, welch_p
-from .store import read_json
+from .store import read_json, stable_hash
 from .types import InputError
 
 __all__ = ["Cell", "Table", "collect", "render", "html_tables", "publish", "FORMATS"]
@@ -165,13 +165,8 @@ def read_manifest(run: Path) -> dict[str, Any]:
 
 def _read_record(path: Path) -> dict[str, Any]:
     """A metric record; one that does not read back as a record counts as a failed metric, never as a value."""
-    try:
-        rec = read_json(path)
-    except (ValueError, UnicodeDecodeError):
-        rec = None
-    if not isinstance(rec, dict):
-        return {"metric": path.stem, "status": "error", "error": f"unreadable record {path}"}
-    return rec
+    rec = _optional_json(path)
+    return rec if rec is not None else {"metric": path.stem, "status": "error", "error": f"unreadable record {path}"}
 
 
 def _read_seed(g: dict[str, Any], manifest: dict[str, Any], name: str, seed_dir: Path, run: str) -> None:
@@ -241,16 +236,12 @@ def _custody(rec: dict[str, Any], manifest: dict[str, Any], fit: dict[str, Any] 
 
 def _signature(records: list[dict[str, Any]]) -> str:
     """What two runs' records of one seed must share to be the same result (not when or where it ran)."""
-    from .store import stable_hash
-
     keys = ("metric", "status", "result", "reason", "error", "inputs")
     return stable_hash(sorted(({k: r.get(k) for k in keys} for r in records), key=lambda r: str(r["metric"])))
 
 
 def _configuration(records: list[dict[str, Any]]) -> str:
     """Short hash of the generator configuration a seed's metrics were computed for ('' for real data)."""
-    from .store import stable_hash
-
     configs = sorted(stable_hash(_numbers_as_floats(r["provenance"]["generator_config"]), 8) for r in records
                      if (r.get("provenance") or {}).get("generator_config") is not None)
     return configs[0] if configs else ""
@@ -267,12 +258,10 @@ def _numbers_as_floats(obj: Any) -> Any:
 
 def _generator_flag(name: str, flag: str) -> bool:
     """A generator plugin's class flag (``reference``, ``floor``); False for one that is not installed."""
-    try:
-        from .registry import registry
+    from .registry import registry
 
-        return bool(getattr(registry.generator(name), flag))
-    except InputError:
-        return False
+    entry = registry.entries("generators").get(name)
+    return bool(entry and not entry.broken and getattr(entry.cls, flag, False))
 
 
 def _direction(metric: str, records: Iterable[dict[str, Any]]) -> str | None:
@@ -404,12 +393,14 @@ def _mark(table: Table) -> None:
                       and not c.custody and math.isfinite(c.value)]
         pool = sorted(((r, c) for r, c in contenders if not r.reference), key=lambda rc: -sign * rc[1].value)
         floor = next((c for r, c in contenders if r.floor), None)
-        for _, c in pool:
-            if floor is not None:
-                c.p_floor = welch_p(c.error(), floor.error())
+        err = {id(c): c.error() for _, c in pool}
+        if floor is not None:
+            floor_error = floor.error()
+            for _, c in pool:
+                c.p_floor = welch_p(err[id(c)], floor_error)
                 c.beats_floor = c.p_floor < ALPHA and sign * c.value > sign * floor.value
         wins = {(a.name, b.name): p for (a, ca), (b, cb) in combinations(pool, 2)  # a's value is the better one
-                if (p := welch_p(ca.error(), cb.error())) < ALPHA and sign * ca.value > sign * cb.value}
+                if (p := welch_p(err[id(ca)], err[id(cb)])) < ALPHA and sign * ca.value > sign * cb.value}
         if len(pool) > 1:  # the best only where it beats every other generator of its column
             pool[0][1].best = all((pool[0][0].name, r.name) in wins for r, _ in pool[1:])
             pairs[m] = [f"{a} beats {b} (p = {p:.2g})" for (a, b), p in wins.items()]

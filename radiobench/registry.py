@@ -1,7 +1,8 @@
-"""The one plugin registry: datasets, generators and metrics discovered through entry points.
+"""The one plugin registry: datasets, generators, metrics and evaluator kinds discovered through entry points.
 
-Built-ins and third-party packages register the same way, under the groups
-``radiobench.datasets``, ``radiobench.generators`` and ``radiobench.metrics``. A plugin that fails
+Built-ins and third-party packages register the same way, under the groups ``radiobench.datasets``,
+``radiobench.generators``, ``radiobench.metrics`` (a class of the matching interface) and
+``radiobench.evaluators`` (an ``EvaluatorSpec`` whose ``kind`` is the entry point's name). A plugin that fails
 to import is kept as *broken* with its error, so the rest keep working and ``radiobench list``
 can show what went wrong.
 
@@ -28,8 +29,9 @@ __all__ = [
     "REFERENCE_ROW", "RESERVED_NAMES", "check_name",
 ]
 
-Kind = Literal["datasets", "generators", "metrics"]
+Kind = Literal["datasets", "generators", "metrics", "evaluators"]
 BASES: dict[Kind, type[Plugin]] = {"datasets": Dataset, "generators": Generator, "metrics": Metric}
+KINDS: tuple[Kind, ...] = ("datasets", "generators", "metrics", "evaluators")
 BUILTIN_DISTRIBUTION = "radiobench"
 NAME_PATTERN = re.compile(r"[a-z][a-z0-9_]{0,63}")  # full match: lowercase identifier, at most 64 characters
 REFERENCE_ROW = "reference"  # the real-vs-real row of a run directory
@@ -52,7 +54,7 @@ class PluginEntry:
     name: str
     target: str  # "module:attr"
     distribution: str | None
-    cls: type | None = None
+    cls: Any = None  # the plugin class (for an evaluator kind: its EvaluatorSpec)
     error: str | None = None  # one line
     traceback: str | None = None
     summary: dict[str, Any] | None = None  # cls.summary(), checked at load time
@@ -65,6 +67,11 @@ class PluginEntry:
     def refuse(self, reason: str) -> None:
         """Mark as broken without importing it."""
         self.error, self.refused = reason, True
+
+    @property
+    def problem(self) -> str:
+        """Why a broken entry cannot be used: ``(target) is refused: ...`` or ``(target) failed to load: ...``."""
+        return f"({self.target}) {'is refused' if self.refused else 'failed to load'}: {self.error}"
 
     @property
     def source(self) -> str:
@@ -94,7 +101,7 @@ class Registry:
     def listing(self, kind: Kind) -> list[PluginEntry]:
         """Every entry point of ``kind``, by name, refused duplicates included (``radiobench list``)."""
         if self._all is None:
-            self._all = {k: _discover(k) for k in BASES}
+            self._all = {k: _discover(k) for k in KINDS}
         return self._all[kind]
 
     def entries(self, kind: Kind) -> dict[str, PluginEntry]:
@@ -120,9 +127,8 @@ class Registry:
             )
         entry = entries[name]
         if entry.broken:
-            why = "is refused" if entry.refused else "failed to load"
-            raise BrokenPluginError(f"{kind[:-1]} {name!r} ({entry.target}) {why}: {entry.error}")
-        return entry.cls  # type: ignore[return-value]
+            raise BrokenPluginError(f"{kind[:-1]} {name!r} {entry.problem}")
+        return entry.cls
 
     def dataset(self, name: str) -> type[Dataset]:
         return self.get("datasets", name)
@@ -169,6 +175,13 @@ def _load(entry: PluginEntry, ep: EntryPoint) -> None:
     """Import the plugin into ``entry.cls``, or record why it is broken."""
     try:
         obj = ep.load()
+        if entry.kind == "evaluators":
+            from .evaluators.base import EvaluatorSpec
+
+            if not (isinstance(obj, EvaluatorSpec) and obj.kind == ep.name):
+                raise TypeError(f"{ep.value} is not an EvaluatorSpec with kind {ep.name!r}")
+            entry.cls, entry.summary = obj, {"name": ep.name, "description": f"evaluator network {obj.kind!r}"}
+            return
         base = BASES[entry.kind]
         if not (isinstance(obj, type) and issubclass(obj, base)):
             raise TypeError(f"{ep.value} is not a subclass of radiobench.{base.__name__}")

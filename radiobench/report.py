@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .leaderboard import collect, html_tables, read_manifest
+from .leaderboard import collect, html_tables
 from .types import RadioImages
 
 __all__ = ["write_report"]
@@ -90,7 +90,7 @@ def _loss_plot(curves: dict[str, Path], path: Path) -> None:
 
 def write_report(run: str | Path, out: Path | None = None) -> Path:
     run = Path(run)
-    read_manifest(run)  # before anything is written
+    tables = collect([run])  # refuses a run without a readable manifest before anything is written
     out = out or run / "report"
     out.mkdir(parents=True, exist_ok=True)
     figures: list[tuple[str, str]] = []
@@ -110,7 +110,6 @@ def write_report(run: str | Path, out: Path | None = None) -> Path:
         losses = first / "train" / "losses.csv"
         if losses.exists():
             curves[row_dir.name] = losses
-    tables = collect([run])
     for row in (r for t in tables for r in t.rows):
         for cell in row.cells.values():  # the lowest seed's histograms of each quantity
             q, h = cell.details.get("quantity"), cell.details.get("histograms")

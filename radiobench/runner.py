@@ -211,10 +211,11 @@ def _fit_or_load(cls, name, config: RunConfig, train, seed, gdir: Path, device, 
         requested = jsonable(gen.training_config())
         if jsonable(gen.training_config(fit_info["config"])) == requested:
             # load keeps this instance's sampling options (this run's), not those stored at fit time
-            why = _unusable_checkpoint(gen, ckpt, requested, fit_info)
+            checkpoint_sha = custody.checkpoint_sha256(ckpt)
+            why = _unusable_checkpoint(gen, ckpt, checkpoint_sha, requested, fit_info)
             if why is None:
                 summary.reused.append(f"{label}:fit")
-                return gen, _training_cost(fit_info["cost"]), custody.checkpoint_sha256(ckpt)
+                return gen, _training_cost(fit_info["cost"]), checkpoint_sha
             log.warning("%s: %s; training again (the checkpoint is kept as checkpoint-previous)", label, why)
             shutil.rmtree(gdir / "checkpoint-previous", ignore_errors=True)
             ckpt.rename(gdir / "checkpoint-previous")
@@ -241,13 +242,13 @@ def _training_cost(cost: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in cost.items() if k not in SAMPLING_COST}
 
 
-def _unusable_checkpoint(gen: Generator, ckpt: Path, requested: dict[str, Any],
+def _unusable_checkpoint(gen: Generator, ckpt: Path, checkpoint_sha: str, requested: dict[str, Any],
                          fit_info: dict[str, Any]) -> str | None:
     """Why the checkpoint in ``ckpt`` is not the model fit.json describes (None: it is, and ``gen`` holds it):
     a file that does not read back, files changed since the fit (fit.json records their hash; older
     fit.json files do not), or a checkpoint of another training configuration."""
     recorded = fit_info.get("checkpoint_sha256")
-    if recorded is not None and recorded != custody.checkpoint_sha256(ckpt):
+    if recorded is not None and recorded != checkpoint_sha:
         return f"{ckpt} holds other files than the fit wrote (sha256 differs from fit.json's)"
     if not _load_checkpoint(gen, ckpt):
         return f"{ckpt} does not load"

@@ -79,16 +79,12 @@ def _json_default(o: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
-def sha256_file(path: str | os.PathLike) -> str:
-    return _feed(hashlib.sha256(), path).hexdigest()
-
-
-def _feed(h: Any, path: str | os.PathLike, chunk: int = 1 << 20) -> Any:
-    """``h`` updated with the bytes of the file ``path``."""
+def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
     with open(path, "rb") as fh:
         while block := fh.read(chunk):
             h.update(block)
-    return h
+    return h.hexdigest()
 
 
 def sha256_bytes(*parts: bytes) -> str:

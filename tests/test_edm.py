@@ -261,6 +261,13 @@ def test_loss_draws_sigma_as_nvlabs_edm():
     torch.testing.assert_close(loss, ((s**2 + 0.25) / (s * 0.5) ** 2 * 0.25).mean(), rtol=1e-5, atol=0)
 
 
+def test_fit_draws_sigma_with_the_presets_p_mean_and_p_std():
+    """Paper 000 Table 4: P_mean = -2.5, P_std = 1.8 reach the loss (not EDMLoss's NVlabs defaults)."""
+    g = EDM("smoke", **TINY, steps=1)
+    g.fit(blobs(6), seed=0)
+    assert (g.loss.p_mean, g.loss.p_std, g.loss.sigma_data) == (-2.5, 1.8, 0.5)
+
+
 def test_undersampling_draws_minibatches_from_balanced_classes():
     data = blobs(30)
     keep = np.flatnonzero((data.labels != 2) | (np.arange(30) < 9))  # class 2: 3 images, the others 10

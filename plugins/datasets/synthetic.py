@@ -122,8 +122,6 @@ class SyntheticDataset(MemoisedSplits):
         if not 8 <= res <= 512:
             raise InputError(f"synthetic: resolution must lie in [8, 512]; got {resolution}")
         sizes = {"train": int(n_train), "valid": int(n_valid), "test": int(n_test)}
-        if min(sizes.values()) < 0:
-            raise InputError(f"synthetic: split sizes must be >= 0; got {sizes}")
         super().__init__(
             res, data_dir, seed=int(seed), n_train=sizes["train"], n_valid=sizes["valid"], n_test=sizes["test"]
         )

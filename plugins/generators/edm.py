@@ -27,13 +27,12 @@ from torch import nn
 
 from radiobench.conditioning import BoxCox
 from radiobench.options import Option, Options
-from radiobench.postprocess import POSTPROCESSING
 from radiobench.seeding import PerImageRandom
 from radiobench.store import jsonable, read_json, write_json
 from radiobench.training import EMA, TrainingRun
 from radiobench.types import Conditions, InputError, RadioImages
 
-from ._torch import POSITIVE, PROBABILITY, TorchGenerator
+from ._torch import POSITIVE, PROBABILITY, TORCH_OPTIONS, TorchGenerator
 from .unet import UNet
 
 __all__ = ["EDM", "EDM_OPTIONS", "Denoiser", "EDMLoss", "precondition", "edm_loss", "edm_sigmas", "heun_sampler",
@@ -126,6 +125,7 @@ def guided(conditional: DenoiserFn, unconditional: DenoiserFn, omega: float) -> 
 # -- options (Table 4 and Sect. 4.3 of paper 000) ---------------------------------------------------
 _POSITIVE_SAMPLING = replace(POSITIVE, sampling=True)
 EDM_OPTIONS = Options(
+    {k: o for k, o in TORCH_OPTIONS.items() if k not in ("epochs", "conditional")},
     # U-Net. smoke: a few seconds, for tests; cpu: sized to a CPU budget (benchmarks/README.md, "cpu-preset
     # choice"); paper: Table 4, dropout 0.1
     channels=Option((int,), presets={"smoke": (8, 16), "cpu": (32, 64, 128), "paper": (128, 256, 256)}, low=1),
@@ -135,24 +135,15 @@ EDM_OPTIONS = Options(
     sigma_data=replace(POSITIVE, default=0.5),
     # training; None at paper: Table 4's FIRST column (batch 128, 40k iterations, no EMA), or its LoTSS column
     # for flux data (batch 256, 1e5 iterations, EMA 0.9999)
-    steps=Option(int, presets={"smoke": 20, "cpu": 1200}, nullable=True, low=0),  # 0: as initialised
-    batch_size=Option(int, presets={"smoke": 8, "cpu": 32}, nullable=True, low=1),
-    lr=replace(POSITIVE, presets={"smoke": 2e-3, "cpu": 1e-3, "paper": 2e-5}),
+    batch_size=replace(TORCH_OPTIONS["batch_size"], nullable=True),
     lr_warmup=Option(int, 0, presets={"cpu": 100}, low=0),
     ema=replace(PROBABILITY, presets={"smoke": 0.9, "cpu": 0.999}, nullable=True),  # decay; 0: none
-    # bf16 sampling: faster at a negligible change of pixels (benchmarks/README.md, "cpu-preset choice")
-    mixed_precision=Option(str, "bf16", presets={"smoke": "no"}, choices=("no", "bf16")),
     p_mean=Option(float, -2.5),
     p_std=replace(POSITIVE, default=1.8),
     context_dropout=Option(float, 0.1, low=0.0, high=1.0),
-    augment=Option(bool, True),
     class_balance=Option(str, "none", presets={"paper": "undersample"}, choices=("none", "undersample")),
     use_labels=Option(bool, True),
     use_flux=Option(bool, True),
-    checkpoint_every=Option(int, 200, presets={"smoke": 10, "paper": 1000}, low=1),
-    # only a safety stop on a loaded machine
-    max_minutes=Option(float, None, presets={"cpu": 40.0}, nullable=True, low=0.0, low_open=True),
-    progress=Option(bool, True, recorded=False),
     # sampling (Sect. 4.3)
     num_steps=Option(int, 25, sampling=True, low=1),
     omega=Option(float, None, sampling=True, nullable=True, low=0.0),
@@ -160,7 +151,14 @@ EDM_OPTIONS = Options(
     sigma_max=replace(_POSITIVE_SAMPLING, default=80.0),
     rho=replace(_POSITIVE_SAMPLING, default=7.0),
     sample_precision=Option(str, "fp32", presets={"cpu": "bf16"}, sampling=True, choices=("fp32", "bf16")),
-    **POSTPROCESSING,
+).with_defaults(
+    steps={"smoke": 20, "cpu": 1200},  # 0: as initialised
+    batch_size={"smoke": 8, "cpu": 32},
+    lr={"smoke": 2e-3, "cpu": 1e-3, "paper": 2e-5},
+    # bf16 training and sampling: faster at a negligible change of pixels (benchmarks/README.md, "cpu-preset choice")
+    mixed_precision={"cpu": "bf16", "paper": "bf16"},
+    checkpoint_every={"smoke": 10, "cpu": 200, "paper": 1000},
+    max_minutes={"cpu": 40.0},  # only a safety stop on a loaded machine
 )
 _PAPER_FIRST = dict(steps=40_000, batch_size=128, ema=0.0)
 _PAPER_LOFAR = dict(steps=100_000, batch_size=256, ema=0.9999)
@@ -263,8 +261,10 @@ class EDM(TorchGenerator):
         self.ema = None
 
     def make_optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        if self.run_opt["ema"]:  # the network is on its training device here
-            self.ema = EMA(self.nets["denoiser"], float(self.run_opt["ema"]))
+        o = self.run_opt
+        self.loss = EDMLoss(p_mean=o["p_mean"], p_std=o["p_std"], sigma_data=o["sigma_data"])
+        if o["ema"]:  # the network is on its training device here
+            self.ema = EMA(self.nets["denoiser"], float(o["ema"]))
         return {"opt": torch.optim.Adam(self.nets["denoiser"].parameters(), lr=self.run_opt["lr"])}
 
     def train_step(self, step: int, x: torch.Tensor, y: torch.Tensor | None, run: TrainingRun,
@@ -288,7 +288,7 @@ class EDM(TorchGenerator):
             for g in opt.param_groups:
                 g["lr"] = o["lr"] * min(1.0, (step + 1) / o["lr_warmup"])
         with run.autocast():
-            loss = EDMLoss(o["p_mean"], o["p_std"], o["sigma_data"])(net, x, **ctx)
+            loss = self.loss(net, x, **ctx)
         run.optimizer_step(opt, loss)
         if self.ema is not None:
             self.ema.decay = min(float(o["ema"]), (1 + step) / (10 + step))  # warm-up of the average

@@ -205,11 +205,11 @@ def _memo_key(kind: str, fp: str) -> str:
     return f"evaluators/{kind}/{fp}"
 
 
-def current_weights(kind: str, context: MetricContext) -> str | None:
+def current_weights(kind: str, context: MetricContext, fp: str | None = None) -> str | None:
     """The sha256 of the weights this context would use for ``kind`` (default seed and config): those
     already loaded in this context, else those in the cache; None when no such evaluator is cached yet
-    (it would be trained afresh, into weights not known now)."""
-    fp = current_fingerprint(kind, context)
+    (it would be trained afresh, into weights not known now). ``fp``: its fingerprint, when known."""
+    fp = fp or current_fingerprint(kind, context)
     loaded = context.memo.get(_memo_key(kind, fp))
     if loaded is not None:
         return loaded.weights_sha256
@@ -231,10 +231,10 @@ def stale_evaluators(fingerprints: Mapping[str, str], context: MetricContext) ->
         if kind not in KINDS:
             continue
         try:
-            same = fp == current_fingerprint(kind, context)
+            current = current_fingerprint(kind, context)
         except InputError:  # this dataset cannot train that kind any more (e.g. its masks are gone)
-            same = False
-        if not same or fingerprints.get(f"{kind}_weights") != current_weights(kind, context):
+            current = None
+        if fp != current or fingerprints.get(f"{kind}_weights") != current_weights(kind, context, current):
             stale.append(kind)
     return stale
 
