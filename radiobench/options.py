@@ -16,7 +16,7 @@ from typing import Any
 from .store import jsonable
 from .types import InputError
 
-__all__ = ["Option", "Options"]
+__all__ = ["Option", "Options", "POSITIVE", "PROBABILITY"]
 
 _NAMES = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
 
@@ -125,3 +125,6 @@ class Options(dict[str, Option]):
         """``values`` without the display-only options."""
         return {k: v for k, v in values.items() if k not in self or self[k].recorded}
 
+
+POSITIVE = Option(float, low=0.0, low_open=True)  # learning rates, scales, physical quantities
+PROBABILITY = Option(float, low=0.0, high=1.0, high_open=True)  # dropout, Adam's β, EMA decay

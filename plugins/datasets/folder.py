@@ -12,12 +12,13 @@ RESTFRQ) or from the ``pixel_scale_arcsec`` / ``beam_arcsec`` / ``frequency_hz``
 from __future__ import annotations
 
 import csv
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from radiobench.options import Option, Options
+from radiobench.options import POSITIVE, Option, Options
 from radiobench.types import InputError, RadioImages, SurveyInfo
 
 from ._common import SPLIT_OPTIONS, MemoisedSplits, apply_nan_policy, central_crop, peak_scale, stratified_split
@@ -84,7 +85,7 @@ class FolderDataset(MemoisedSplits):
     description = "bring-your-own folder of FITS/PNG/NPY images with optional labels.csv"
     provides = frozenset({"labels", "flux"})  # labels with labels.csv; flux when all files are FITS
     splits = SPLITS
-    _POSITIVE = Option(float, low=0, low_open=True, nullable=True)
+    _POSITIVE = replace(POSITIVE, nullable=True)
     OPTIONS = Options(
         SPLIT_OPTIONS, classes=Option((str,), nullable=True), pixel_scale_arcsec=_POSITIVE, frequency_hz=_POSITIVE,
         beam_arcsec=Option((float,), low=0, nullable=True),  # (major, minor, pa), or one FWHM (checked as [FWHM])

@@ -26,7 +26,7 @@ from torch import nn
 from radiobench.checkpoint import load_config, load_weights, save_config, save_weights
 from radiobench.evaluators.augment import random_flip_rot90
 from radiobench.interfaces import Generator
-from radiobench.options import Option, Options
+from radiobench.options import POSITIVE, Option, Options
 from radiobench.postprocess import POSTPROCESSING
 from radiobench.seeding import PerImageRandom, seed_everything, step_generator
 from radiobench.training import EMA, TrainingRun, batch_indices
@@ -35,8 +35,6 @@ from radiobench.types import Conditions, GeneratorCost, InputError, RadioImages
 __all__ = [
     "TorchGenerator",
     "TORCH_OPTIONS",
-    "PROBABILITY",
-    "POSITIVE",
     "grid_for",
     "one_hot",
     "EqLinear",
@@ -45,8 +43,6 @@ __all__ = [
     "MinibatchStd",
 ]
 
-PROBABILITY = Option(float, low=0.0, high=1.0, high_open=True)  # dropout, Adam's β, EMA decay
-POSITIVE = Option(float, low=0.0, low_open=True)
 
 # options every TorchGenerator understands (each plugin gives the presets' values where they differ)
 TORCH_OPTIONS = Options(

@@ -22,11 +22,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from radiobench.options import Option, Options
+from radiobench.options import PROBABILITY, Option, Options
 from radiobench.seeding import PerImageRandom
 from radiobench.training import TrainingRun
 
-from ._torch import PROBABILITY, TORCH_OPTIONS, TorchGenerator, one_hot
+from ._torch import TORCH_OPTIONS, TorchGenerator, one_hot
 
 __all__ = ["CVAE", "CVAENet"]
 

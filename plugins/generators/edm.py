@@ -26,13 +26,13 @@ import torch
 from torch import nn
 
 from radiobench.conditioning import BoxCox
-from radiobench.options import Option, Options
+from radiobench.options import POSITIVE, PROBABILITY, Option, Options
 from radiobench.seeding import PerImageRandom
 from radiobench.store import jsonable, read_json, write_json
 from radiobench.training import EMA, TrainingRun
 from radiobench.types import Conditions, InputError, RadioImages
 
-from ._torch import POSITIVE, PROBABILITY, TORCH_OPTIONS, TorchGenerator
+from ._torch import TORCH_OPTIONS, TorchGenerator
 from .unet import UNet
 
 __all__ = ["EDM", "EDM_OPTIONS", "Denoiser", "EDMLoss", "precondition", "edm_loss", "edm_sigmas", "heun_sampler",

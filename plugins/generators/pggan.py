@@ -39,12 +39,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from radiobench.options import Option, Options
+from radiobench.options import PROBABILITY, Option, Options
 from radiobench.seeding import PerImageRandom
 from radiobench.training import EMA, TrainingRun
 
 from ._torch import (
-    PROBABILITY,
     TORCH_OPTIONS,
     EqConv2d,
     EqLinear,
