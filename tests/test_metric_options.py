@@ -91,6 +91,8 @@ def test_options_resolve_per_preset():
     fid = registry.metric("fid_byol")(preset="cpu", n_bootstrap=1000)
     assert fid.options == {"n": None, "n_bootstrap": 1000, "against": "reference", "evaluator_seed": 0}
     assert fid.against == "reference" and registry.metric("kid_byol")(against="train").against == "train"
+    for learned in ("fid_byol", "kid_byol", "ramis", "classifier_accuracy"):  # the referee's seed, each
+        assert registry.metric(learned)(preset="cpu", evaluator_seed=2).options["evaluator_seed"] == 2
 
 
 def test_a_changed_option_is_reevaluated_the_same_reused(plugins, tmp_path):
