@@ -139,3 +139,30 @@ def test_detect_aggregate_reliability():
     assert len(detect_aggregate(tables, RADIUS, reliability=0.25)) == 2
     with pytest.raises(InputError):
         detect_aggregate(tables, RADIUS, reliability=1.5)
+
+
+def test_image_scores_known_behaviour(obs):
+    from radiobench.reconstruction import image_scores
+
+    sim = simulate(10, obs, NOISE, seed=5)
+    rng = np.random.default_rng(0)
+    same = image_scores(sim.sky, sim.sky, 50, rng)
+    assert same["mse"]["value"] == 0 and same["ssim"]["value"] == pytest.approx(1)
+    noisy = sim.sky + rng.normal(0, 0.05 * sim.sky.max(), sim.sky.shape)
+    noisier = sim.sky + rng.normal(0, 0.2 * sim.sky.max(), sim.sky.shape)
+    a, b = image_scores(sim.sky, noisy, 50, rng), image_scores(sim.sky, noisier, 50, rng)
+    assert a["ssim"]["value"] > b["ssim"]["value"] and a["psnr"]["value"] > b["psnr"]["value"]
+    assert a["mse"]["low"] <= a["mse"]["value"] <= a["mse"]["high"]
+    with pytest.raises(InputError):
+        image_scores(sim.sky, sim.sky[:3], 10, rng)
+
+
+def test_localisation_scores_intervals_and_snr_bins():
+    from radiobench.reconstruction import localisation_scores
+
+    true = [sources((10, 10, 1e-3, 0, 0, 0, 2.5), (40, 40, 1e-3, 0, 0, 0, 20.0)) for _ in range(20)]
+    found = [t[1:][["row", "col", "flux"]].astype(FOUND_DTYPE) for t in true]  # the faint source missed
+    out = localisation_scores(true, found, RADIUS, NOISE, 200, np.random.default_rng(0))
+    assert out["completeness"]["value"] == 0.5 and out["purity"]["value"] == 1
+    bins = {(b["snr_low"], b["snr_high"]): b["completeness"] for b in out["completeness_vs_snr"]}
+    assert bins[(2.0, 3.0)] == 0 and bins[(10.0, 30.0)] == 1
