@@ -1,7 +1,8 @@
 """Scores of the reconstruction track (paper 002 Sect. 3.5), with bootstrap intervals over fields.
 
 Image scores per field (scikit-image): MSE (Eq. 11), peak S/N = 20 log10 MAX − 10 log10 MSE (Eq. 12) and
-SSIM (Eq. 13), MAX and SSIM's data range being the true sky's peak over the set. Localisation scores
+SSIM (Eq. 13), MAX and SSIM's data range being the true sky's peak over the set; an exact field (MSE 0)
+counts as PSNR_MAX dB. Localisation scores
 (purity, completeness, F1, flux fraction: :mod:`radiobench.localisation`) pooled over fields; the interval
 resamples fields. Completeness against the true sources' S/N (paper 002 Fig. 13) in bins.
 """
@@ -18,6 +19,7 @@ from .types import InputError
 
 __all__ = ["image_scores", "localisation_scores", "SNR_BINS"]
 
+PSNR_MAX = 100.0
 SNR_BINS = (1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0)
 
 
@@ -34,7 +36,7 @@ def image_scores(true: np.ndarray, pred: np.ndarray, n_boot: int, rng: np.random
         raise InputError(f"sky models {true.shape} and predictions {pred.shape} must be equal (n, h, w) stacks")
     peak = float(true.max()) or 1.0
     mse = np.array([mean_squared_error(t, p) for t, p in zip(true, pred)])
-    psnr = np.array([peak_signal_noise_ratio(t, p, data_range=peak) if m > 0 else np.inf
+    psnr = np.array([peak_signal_noise_ratio(t, p, data_range=peak) if m > 0 else PSNR_MAX
                      for t, p, m in zip(true, pred, mse)])
     ssim = np.array([structural_similarity(t, p, data_range=peak) for t, p in zip(true, pred)])
     return {name: _interval(v, lambda i, v=v: float(np.mean(v[i])), n_boot, rng)
