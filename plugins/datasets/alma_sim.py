@@ -7,10 +7,10 @@ natural weighting (:mod:`radiobench.interferometry`, ducc0.wgridder). 0.2″ pix
 ≥ 4 pixels; the preset's resolution gives the field size (40 px = 8″ at cpu; paper 002 used 51.2″ fields).
 
 ``images`` are the sky models divided by the dataset's scale ``c`` (Jy/pixel; the largest sky pixel of all
-splits, so nothing is clipped; paper 002 Eq. 1 takes the training maximum), ``extra`` holds the generator's
-condition images ``dirty`` (Jy/beam) and ``psf`` (2n × 2n, peak 1), ``sky`` (the images again, for the ``truth`` ceiling),
-the scale, and the true source table
-``sources`` (row, col, flux Jy, FWHM major/minor px, PA rad, S/N; NaN-padded) that the metrics score against.
+splits, so nothing is clipped; paper 002 Eq. 1 takes the training maximum). ``extra`` holds the condition
+images ``dirty`` (Jy/beam) and ``psf`` (2n × 2n, peak 1), ``sky`` (the images again, for the ``truth``
+ceiling), the scale, and the true source table ``sources`` (row, col, flux Jy, FWHM major/minor px, PA rad,
+S/N; NaN-padded) that the metrics score against.
 Field i of a split depends only on (seed, split, i, the options).
 """
 from __future__ import annotations

@@ -73,13 +73,17 @@ class Clean(_Unlearned):
         im = conditions.images
         out = np.empty((len(seeds), *im["dirty"].shape[1:]), np.float32)
         for i in range(len(seeds)):
-            psf2 = np.asarray(im["psf"][i, 0], np.float64)
-            n = im["dirty"].shape[-1]
-            centre = psf2[n // 2:n // 2 + n, n // 2:n // 2 + n]  # the n x n PSF around its peak
-            beam = restoring_beam(centre)
-            result = hogbom(np.asarray(im["dirty"][i, 0], np.float64), psf2, gain=self.opt["gain"],
-                            threshold=self.opt["threshold_sigma"] * float(im["noise_rms"][i]),
-                            niter=self.opt["niter"])
-            sky = fftconvolve(result.model, beam, mode="same")
+            sky = clean_sky(im["dirty"][i, 0], im["psf"][i, 0], float(im["noise_rms"][i]), **self.opt)
             out[i, 0] = np.clip(sky / float(im["scale"][i]), 0.0, 1.0)
         return out
+
+
+def clean_sky(dirty: np.ndarray, psf2: np.ndarray, noise_rms: float, *, gain: float = 0.1,
+              threshold_sigma: float = 5.0, niter: int = 2000) -> np.ndarray:
+    """CLEAN components of ``dirty`` (Jy/beam; PSF 2n × 2n) convolved with the unit-sum restoring beam."""
+    n = dirty.shape[-1]
+    psf2 = np.asarray(psf2, np.float64)
+    beam = restoring_beam(psf2[n // 2:n // 2 + n, n // 2:n // 2 + n])  # the n × n PSF around its peak
+    result = hogbom(np.asarray(dirty, np.float64), psf2, gain=gain, threshold=threshold_sigma * noise_rms,
+                    niter=niter)
+    return fftconvolve(result.model, beam, mode="same")
