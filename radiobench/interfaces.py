@@ -24,6 +24,9 @@ from .types import Conditions, GeneratorCost, GeneratorOutputError, InputError, 
 __all__ = ["Dataset", "Generator", "Metric", "MetricContext", "Plugin"]
 
 
+TASKS = ("generation", "reconstruction")  # what a dataset asks for; a generator or metric serves one task
+
+
 class Plugin:
     """What every plugin declares about itself (shown by ``radiobench list``)."""
 
@@ -43,7 +46,10 @@ class Dataset(Plugin, ABC):
     or evaluator networks; ``reference_split`` is what generated sets are compared with.
     """
 
-    provides: ClassVar[frozenset[str]] = frozenset()  # subset of {"labels", "flux", "masks"}
+    provides: ClassVar[frozenset[str]] = frozenset()  # subset of {"labels", "flux", "masks"} or condition images
+    # "generation": generators learn the images; "reconstruction": they predict each reference image from its
+    # condition images (``extra``, e.g. a dirty image), and metrics score the prediction against the image
+    task: ClassVar[str] = "generation"
     splits: ClassVar[tuple[str, ...]] = ("train", "valid", "test")
     train_split: ClassVar[str] = "train"
     reference_split: ClassVar[str] = "test"
@@ -112,6 +118,7 @@ class Generator(Plugin, ABC):
     supports: frozenset[str] = frozenset()
     reference: ClassVar[bool] = False  # True for honest reference rows (replay, pixel floor)
     floor: ClassVar[bool] = False  # True for the structure-free reference a generator must beat
+    task: ClassVar[str] = "generation"  # the datasets' task it serves (``TASKS``)
     # the declared options (``radiobench.options``): checked at construction, resolved per preset into
     # ``self.opt``; None: undeclared, the constructor's keywords are taken as they come
     OPTIONS: ClassVar[Options | None] = None
@@ -320,6 +327,7 @@ class Metric(Plugin, ABC):
     # to the harness: ``against`` (options.AGAINST: which real set the runner scores against) and
     # ``evaluator_seed`` (options.EVALUATOR_SEED: which evaluator networks the metric's context names)
     OPTIONS: ClassVar[Options | None] = None
+    task: ClassVar[str] = "generation"  # the datasets' task it scores (``TASKS``)
 
     def __init__(self, preset: str | None = None, **options: Any):
         declared = self.OPTIONS

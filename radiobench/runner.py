@@ -176,7 +176,12 @@ def _checked(config: RunConfig, preset: Preset, device: str) -> tuple[dict[str, 
     unknown = sorted(set(config.generator_options) - set(config.generators))
     if unknown:
         raise InputError(f"options given for generators not in --generators: {unknown}")
+    dataset_cls = registry.dataset(config.dataset)
     gen_classes = {g: registry.generator(g) for g in config.generators}
+    for name, cls in gen_classes.items():
+        if cls.task != dataset_cls.task:
+            raise InputError(f"generator {name!r} serves the {cls.task} task; dataset {config.dataset!r} the "
+                             f"{dataset_cls.task} task (`radiobench list` shows which is which)")
     for name, cls in gen_classes.items():
         opts = config.generator_options.get(name, {})
         try:
@@ -185,16 +190,21 @@ def _checked(config: RunConfig, preset: Preset, device: str) -> tuple[dict[str, 
             raise
         except (TypeError, ValueError) as err:  # an undeclared keyword, a value of the wrong kind
             raise InputError(f"generator {name!r} does not take the options {opts}: {err}") from None
-    metric_names = config.metrics if config.metrics is not None else registry.names("metrics")
+    metric_names = config.metrics if config.metrics is not None else [
+        m for m in registry.names("metrics") if registry.metric(m).task == dataset_cls.task]
     if config.metrics is None:  # every metric that applies: say which installed ones cannot be used
         for entry in registry.listing("metrics"):
             if entry.broken:
                 log.warning("metric %r from %s is left out: it %s: %s (`radiobench list metrics` shows it)",
                             entry.name, entry.source, "is refused" if entry.refused else "failed to import",
                             entry.error)
+    for name in metric_names:
+        if (task := registry.metric(name).task) != dataset_cls.task:
+            raise InputError(f"metric {name!r} scores the {task} task; dataset {config.dataset!r} the "
+                             f"{dataset_cls.task} task")
     metrics = build_metrics(metric_names, config.metric_options, config.preset)
     ds_opts = {k: v for k, v in config.dataset_options.items() if k != "resolution"}
-    dataset = registry.dataset(config.dataset)(resolution=resolution, data_dir=config.data_dir, **ds_opts)
+    dataset = dataset_cls(resolution=resolution, data_dir=config.data_dir, **ds_opts)
     return gen_classes, metrics, dataset
 
 
