@@ -1,0 +1,41 @@
+"""Data-augmentation utility at smoke size: it trains, adding copies of the training set changes nothing
+systematic, adding label-shuffled images hurts (a known behaviour of label noise), and it is opt-in."""
+import numpy as np
+import pytest
+
+from radiobench import MetricContext
+from radiobench.presets import get_preset
+from radiobench.registry import registry
+
+
+@pytest.fixture(scope="module")
+def sets():
+    ds = registry.dataset("synthetic")(n_train=200, n_valid=8, n_test=100)
+    train, test = ds.load("train"), ds.load("test")
+    ctx = MetricContext(dataset="synthetic", dataset_fingerprint="t", train=train, preset=get_preset("smoke"))
+    return train, test, ctx
+
+
+def test_copies_change_nothing_and_shuffled_labels_hurt(sets):
+    train, test, ctx = sets
+    metric = registry.metric("augmentation_gain")()
+    copies = train.subset(np.random.default_rng(1).permutation(len(train)))
+    same = metric.compute(test, copies, ctx)
+    assert same.ci_low <= 0 <= same.ci_high and abs(same.value) <= 0.1, same
+    assert same.details["accuracy_real_only"] > 0.5  # a classifier that learned something: the test can fail
+    assert same.details["n_train_generated"] == len(train)
+    shuffled = train.subset(np.arange(len(train)))
+    shuffled.labels = np.random.default_rng(0).permutation(train.labels)
+    worse = metric.compute(test, shuffled, ctx)
+    assert worse.ci_high < 0 and worse.value < same.value - 0.1, worse
+    assert worse.details["accuracy_real_only"] == same.details["accuracy_real_only"]  # one cached baseline
+
+
+def test_opt_in_and_needs_class_conditioning(sets):
+    _, test, _ = sets
+    cls = registry.metric("augmentation_gain")
+    assert cls.default is False
+    assert "class" in cls().applicable(test, frozenset())
+    from radiobench.external import default_metrics
+
+    assert "augmentation_gain" not in default_metrics() and "fid_byol" in default_metrics()
