@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterator, MutableMapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,8 +35,17 @@ from . import custody
 from .interfaces import Dataset, MetricContext, default_cache_dir, default_device
 from .presets import get_preset
 from .registry import REFERENCE_ROW, registry
-from .runner import (REFERENCE_SEED, RunConfig, RunSummary, _check_out, _open_manifest, build_metrics,
-                     evaluate_row, held_out_set, reference_set)
+from .runner import (
+    REFERENCE_SEED,
+    RunConfig,
+    RunSummary,
+    _check_out,
+    _open_manifest,
+    build_metrics,
+    evaluate_row,
+    held_out_set,
+    reference_set,
+)
 from .store import atomic_path, read_json, sha256_bytes, sha256_file, write_json
 from .types import InputError, RadioImages, SurveyInfo
 
@@ -112,7 +120,7 @@ def _read_folder(folder: Path, class_names: tuple[str, ...] | None) -> tuple[dic
     paths = sorted(p for p in folder.iterdir() if p.is_file() and _kind(p))
     if not paths:
         raise InputError(f"{folder} holds no images (*.fits, *.fit, *.fits.gz, *.png, *.npy)")
-    shapes = {}
+    shapes: dict[tuple[int, ...], list[str]] = {}
     images, png_scale = [], []
     for p in paths:
         data, _ = _read(p)
@@ -301,9 +309,6 @@ class DiskMemo(dict):
             with atomic_path(path) as tmp, open(tmp, "wb") as fh:
                 np.savez(fh, allow_pickle=False, key=np.frombuffer(key.encode(), np.uint8), value=value)
 
-    def __iter__(self) -> Iterator[str]:
-        return super().__iter__()
-
 
 def _image_hash(images: RadioImages) -> str:
     """The content hash memo_apply keys a whole set's evaluator outputs by."""
@@ -354,8 +359,8 @@ def evaluate(config: ExternalConfig) -> RunSummary:
     summary = RunSummary(out=out)
     if config.reference:
         label = f"{REFERENCE_ROW}/seed-{REFERENCE_SEED}"
-        evaluate_row(out / label, real, reference, metrics, context(REFERENCE_SEED),
-                     inputs={"real_sha256": custody.set_sha256(real), "reference_sha256": custody.set_sha256(reference)},
+        inputs = {"real_sha256": custody.set_sha256(real), "reference_sha256": custody.set_sha256(reference)}
+        evaluate_row(out / label, real, reference, metrics, context(REFERENCE_SEED), inputs=inputs,
                      provenance={**manifest["provenance"], "seed": REFERENCE_SEED, "reference_source": real_source},
                      summary=summary, label=label, held_out=held_out)
     label = f"{name}/seed-{config.seed}"

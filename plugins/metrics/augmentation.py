@@ -24,6 +24,7 @@ from radiobench.custody import set_sha256
 from radiobench.evaluators import get_evaluator
 from radiobench.evaluators.cache import fingerprint_payload, train_digest, train_evaluator
 from radiobench.evaluators.features import CONDITIONING_FIELDS, bootstrap_mean, predict_proba
+from radiobench.options import EVALUATOR_SEED, Options
 from radiobench.types import InputError
 
 __all__ = ["AugmentationGain", "augmented"]
@@ -46,6 +47,7 @@ class AugmentationGain(Metric):
     requires = frozenset({"labels"})
     requires_conditioning = frozenset({"class"})
     default: ClassVar[bool] = False  # not in the default metric set: name it in --metrics
+    OPTIONS = Options(evaluator_seed=EVALUATOR_SEED)  # the seed both classifiers train from
 
     def compute(self, real: RadioImages, generated: RadioImages, context: MetricContext) -> MetricResult:
         for need in sorted(self.requires_conditioning):

@@ -9,11 +9,11 @@ distance from x to its k-th nearest neighbour in its own set (itself excluded):
     density   = 1/(kM) sum_j sum_i 1[ Y_j in B(X_i, NND_k(X_i)) ]          (Naeem Eq. 1; ~1 for matching sets)
     coverage  = 1/N  sum_i 1[ exists j: Y_j in B(X_i, NND_k(X_i)) ]        (Naeem Eq. 2)
 
-"in B" is a strict inequality, as in the authors' code. Both sets are used at the same N (option ``n``,
-default the smaller set); k (option ``k``, default 5, the paper's choice). The 95% interval half-samples
-both sets without replacement (a resample with replacement puts duplicates at distance 0, which shrinks
-every k-NN radius), recomputes the radii within each half-sample, and centres the percentile interval on
-the full-N value, as fid_byol does (then clipped to [0, 1], density to [0, inf)).
+"in B" is a strict inequality, as in the authors' code. Options: ``k`` (default 5, the paper's choice), and
+``n``, ``n_bootstrap``, ``against``, ``evaluator_seed`` as fid_byol's (both sets whole by default). The 95%
+interval half-samples both sets without replacement (a resample with replacement puts duplicates at
+distance 0, which shrinks every k-NN radius), recomputes the radii within each half-sample, and centres the
+percentile interval on the full-N value, as fid_byol does (then clips it to [0, 1], density to [0, inf)).
 """
 from __future__ import annotations
 
@@ -27,9 +27,11 @@ from radiobench import Metric, MetricContext, MetricResult, RadioImages
 from radiobench.evaluators import get_evaluator
 from radiobench.evaluators.features import embed, memo_apply
 from radiobench.evaluators.frechet import _centred, _half_samples
+from radiobench.options import Option, Options
 from radiobench.store import sha256_bytes
 from radiobench.types import InputError
 
+from .fid_byol import OPTIONS as BYOL_OPTIONS
 from .fid_byol import matched_sets
 
 __all__ = ["prdc", "prdc_from_distances", "Precision", "Recall", "Density", "Coverage", "STATISTICS"]
@@ -91,23 +93,25 @@ class _PRDC(Metric):
 
     statistic: ClassVar[str]
     direction = "higher"
+    OPTIONS = Options(BYOL_OPTIONS, k=Option(int, default=5, low=1))
 
     def compute(self, real: RadioImages, generated: RadioImages, context: MetricContext) -> MetricResult:
         k = int(self.options.get("k", 5))
-        if k < 1:
-            raise InputError(f"{self.name}: k must be a positive integer; got {k}")
+        n_boot = self.options.get("n_bootstrap")
+        n_boot = context.n_bootstrap if n_boot is None else int(n_boot)
         ev = get_evaluator("byol", context)
         # the same subsample for all four statistics (salted by the family, not the metric's name)
-        r, g, n = matched_sets(real, generated, self.options.get("n"), context.rng("prdc/subsample"))
+        r, g = matched_sets(real, generated, self.options.get("n"), context.rng("prdc/subsample"))
         fr = memo_apply(context, ev, r, embed, "byol_features")
         fg = memo_apply(context, ev, g, embed, "byol_features")
-        key = f"prdc/{sha256_bytes(fr.tobytes(), fg.tobytes())[:16]}/k{k}/boot{context.n_bootstrap}/seed-{context.seed}"
-        res = context.remember(key, lambda: prdc_intervals(fr, fg, k, context.n_bootstrap, context.rng("prdc")))
+        key = f"prdc/{sha256_bytes(fr.tobytes(), fg.tobytes())[:16]}/k{k}/boot{n_boot}/seed-{context.seed}"
+        res = context.remember(key, lambda: prdc_intervals(fr, fg, k, n_boot, context.rng("prdc")))
         iv = res[self.statistic]
         return MetricResult(
             metric=self.name, value=iv["value"], ci_low=iv["low"], ci_high=iv["high"], direction=self.direction,
-            n_real=n, n_generated=n,
-            details={"k": k, "n": n, "feature_dim": int(fr.shape[1]), "n_bootstrap": context.n_bootstrap,
+            n_real=len(r), n_generated=len(g),
+            details={"k": k, "n_real": len(r), "n_generated": len(g), "feature_dim": int(fr.shape[1]),
+                     "n_bootstrap": n_boot,
                      "all": {s: res[s]["value"] for s in STATISTICS},
                      "half_sample_mean": iv["half_sample_mean"],
                      "ci_method": "half-samples (N/2, without replacement) of both sets, k-NN radii recomputed "
@@ -119,13 +123,13 @@ class _PRDC(Metric):
 class Precision(_PRDC):
     name = "precision_byol"
     statistic = "precision"
-    description = "precision (Naeem et al. 2020 k-NN balls, k=5) on BYOL features: share of samples on the real manifold"
+    description = "precision (Naeem et al. 2020, k=5) on BYOL features: share of samples on the real manifold"
 
 
 class Recall(_PRDC):
     name = "recall_byol"
     statistic = "recall"
-    description = "recall (Naeem et al. 2020 k-NN balls, k=5) on BYOL features: share of real images the samples reach"
+    description = "recall (Naeem et al. 2020, k=5) on BYOL features: share of real images the samples reach"
 
 
 class Density(_PRDC):
