@@ -14,7 +14,9 @@ several protocols:
   valid (200) vs test (200): no other held-out images exist. "vs train": against the training images instead,
   generated side at --n-large, the real row all held-out images (validation and test, N = 400); replay returns
   training images, so there it measures memorisation. "paired gap" is the interval of floor − real from
-  half-samples that share the reference half (both rows are scored against the same reference images).
+  half-samples that share the reference half (both rows are scored against the same reference images):
+  radiobench.evaluators.frechet.paired_gap, which since the README's table was made also resamples two generated
+  sets of one size with the same rows (N = 200: real and floor), so a re-run draws other half-samples there.
 - RAMIS and classifier accuracy (the metric plugins) at N = 200 and --n-large; they do not compare with the test
   images, so the real row may grow to the validation and test splits pooled (N = 400).
 
@@ -36,18 +38,12 @@ from referee_spread import LOWER_IS_BETTER, Bench, bench, draw, pinned_context, 
 from radiobench import RadioImages
 from radiobench.evaluators import get_evaluator
 from radiobench.evaluators.features import embed, memo_apply
-from radiobench.evaluators.frechet import (
-    _centred,
-    _fid_rows,
-    _half_samples,
-    fid_bootstrap,
-    kid_bootstrap,
-    kid_from_features,
-)
+from radiobench.evaluators.frechet import _fid_rows, fid_bootstrap, kid_bootstrap, kid_from_features, paired_gap
 from radiobench.registry import registry
 from radiobench.store import write_json
 
 STATISTICS = {"fid_byol": (fid_bootstrap, _fid_rows), "kid_byol": (kid_bootstrap, kid_from_features)}
+GAP_STATISTIC = {"fid_byol": "fid", "kid_byol": "kid"}  # radiobench.evaluators.frechet.paired_gap's names
 
 
 def pca(train_features: np.ndarray, k: int):
@@ -55,17 +51,6 @@ def pca(train_features: np.ndarray, k: int):
     mu = train_features.mean(0)
     _, _, vt = np.linalg.svd(train_features - mu, full_matrices=False)
     return lambda f: (f - mu) @ vt[:k].T
-
-
-def paired_gap(stat, test: np.ndarray, real: np.ndarray, floor: np.ndarray, n_draws: int,
-               rng: np.random.Generator) -> tuple[float, float]:
-    """95% interval of stat(test, floor) − stat(test, real) from half-samples sharing the reference (``test``) half,
-    centred on the full-N gap as the metrics' intervals are."""
-    gaps = []
-    for (i, j), (_, k) in zip(_half_samples(len(test), len(real), n_draws, rng),
-                              _half_samples(len(test), len(floor), n_draws, rng)):
-        gaps.append(stat(test[i], floor[k]) - stat(test[i], real[j]))
-    return _centred(stat(test, floor) - stat(test, real), np.array(gaps), 0.05)
 
 
 def pooled(a: RadioImages, b: RadioImages) -> RadioImages:
@@ -84,7 +69,7 @@ def distances(b: Bench, ctx, protocols: dict[str, tuple[RadioImages, dict[str, R
     feats = lambda s: memo_apply(ctx, ev, s.images, embed, "byol_features")  # noqa: E731
     project = {None: lambda f: f, **{k: pca(feats(b.train), k) for k in dims if k}}
     out: dict[str, dict[str, Any]] = {}
-    for name, (boot, stat) in STATISTICS.items():
+    for name, (boot, _) in STATISTICS.items():
         for dim in dims:
             for protocol, (reference, rows) in protocols.items():
                 t = project[dim](feats(reference))
@@ -92,8 +77,9 @@ def distances(b: Bench, ctx, protocols: dict[str, tuple[RadioImages, dict[str, R
                 f = {row: project[dim](feats(images)) for row, images in rows.items()}
                 iv = {row: boot(t, x, b.preset.n_bootstrap, ctx.rng(f"{label}/{row}")) for row, x in f.items()}
                 res = {row: cell(v.value, v.low, v.high, len(f[row])) for row, v in iv.items()}
-                res["paired_gap_ci"] = list(paired_gap(stat, t, f["real"], f["pixel_floor"], paired_draws,
-                                                       ctx.rng(f"{label}/paired")))
+                gap = paired_gap(t, f["pixel_floor"], f["real"], paired_draws, ctx.rng(f"{label}/paired"),
+                                 statistic=GAP_STATISTIC[name])
+                res["paired_gap_ci"] = [gap.low, gap.high]
                 out[label] = res
                 print(f"  {label} done", flush=True)
     return out

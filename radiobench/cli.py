@@ -70,21 +70,27 @@ def _value(text: str) -> Any:
         return text
 
 
-def _options(pairs: Sequence[str], scoped: bool = False) -> dict[str, Any]:
-    """'k=v' pairs (or 'generator.k=v' when scoped) into dicts; values parsed as JSON when they parse."""
+def _options(pairs: Sequence[str], scoped: bool = False, owner: str = "generator",
+             example: str = "edm.steps=100") -> dict[str, Any]:
+    """'k=v' pairs (or 'owner.k=v' when scoped) into dicts; values parsed as JSON when they parse."""
     out: dict[str, Any] = {}
     for pair in pairs:
         if "=" not in pair:
-            raise InputError(f"option {pair!r} must look like {'generator.key' if scoped else 'key'}=value")
+            raise InputError(f"option {pair!r} must look like {owner + '.key' if scoped else 'key'}=value")
         key, val = pair.split("=", 1)
         if scoped:
             if "." not in key:
-                raise InputError(f"generator option {pair!r} must look like generator.key=value (e.g. edm.steps=100)")
+                raise InputError(f"{owner} option {pair!r} must look like {owner}.key=value (e.g. {example})")
             gen, key = key.split(".", 1)
             out.setdefault(gen, {})[key] = _value(val)
         else:
             out[key] = _value(val)
     return out
+
+
+def metric_options(pairs: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """``--metric-option metric.key=value`` pairs, by metric (checked against each metric's table by the runner)."""
+    return _options(pairs, scoped=True, owner="metric", example="fid_byol.against=train")
 
 
 def dataset_options(pairs: Sequence[str]) -> dict[str, Any]:
@@ -136,6 +142,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         data_dir=args.data_dir,
         dataset_options=dataset_options(args.dataset_option),
         generator_options=_options(args.generator_option, scoped=True),
+        metric_options=metric_options(args.metric_option),
+        n_generated=args.n_generated,
         device=args.device,
         batch_size=args.batch_size,
         reference=not args.no_reference,
@@ -250,6 +258,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--data-dir", help="local copy of the dataset's raw files")
     s.add_argument("--dataset-option", action="append", default=[], metavar="KEY=VALUE")
     s.add_argument("--generator-option", action="append", default=[], metavar="GEN.KEY=VALUE")
+    s.add_argument("--metric-option", action="append", default=[], metavar="METRIC.KEY=VALUE",
+                   help="a metric's option, e.g. fid_byol.against=train or fid_byol.n_bootstrap=1000 (repeatable)")
+    s.add_argument("--n-generated", type=int_at_least(2), default=None, metavar="N",
+                   help="images per generated set, in the reference split's class proportions "
+                        "(default: the reference split's size)")
     s.add_argument("--device", help="cpu, cuda, cuda:1 (default: cuda when available)")
     s.add_argument("--batch-size", type=_positive_int, default=64,
                    help="sampling batch size (samples do not depend on it)")

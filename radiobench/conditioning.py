@@ -1,7 +1,7 @@
 """Conditions for generated sets that match a real reference set.
 
-Same size and class counts as the reference; peak fluxes drawn as paper 000 Sect. 6.1 does
-(Box-Cox transform, 100-bin histogram of the training values, uniform within the chosen bin);
+Same size and class counts as the reference (or n images in its class proportions); peak fluxes drawn as
+paper 000 Sect. 6.1 does (Box-Cox transform, 100-bin histogram of the training values, uniform within the chosen bin);
 masks (and other conditioning images) taken from the reference split.
 """
 from __future__ import annotations
@@ -59,9 +59,13 @@ class FluxSampler:
 
 
 def match_conditions(
-    reference: RadioImages, train: RadioImages, supports: frozenset[str], rng: np.random.Generator
+    reference: RadioImages, train: RadioImages, supports: frozenset[str], rng: np.random.Generator,
+    n: int | None = None,
 ) -> Conditions:
-    """Conditions for a generated set matched to ``reference`` for a generator that ``supports`` these kinds."""
+    """Conditions for a generated set matched to ``reference`` for a generator that ``supports`` these kinds;
+    ``n`` images (default: as many as the reference) repeat the reference's conditions (``proportional_index``)."""
+    if n is not None and n != len(reference):
+        reference = reference.subset(proportional_index(reference, n))
     n = len(reference)
     labels = class_names = flux = masks = None
     if "class" in supports and reference.labels is not None:
@@ -72,3 +76,14 @@ def match_conditions(
         masks = reference.masks.copy()
     images = {k: v.copy() for k, v in reference.extra.items() if k in supports}
     return Conditions(n=n, labels=labels, class_names=class_names, peak_flux=flux, masks=masks, images=images)
+
+
+def proportional_index(reference: RadioImages, n: int) -> np.ndarray:
+    """Indices of ``n`` reference images in the reference's class proportions: every image n // N times, then
+    n mod N more spread evenly over the images ordered by class (each class's count within one of n·N_c/N)."""
+    n_ref = len(reference)
+    if n_ref == 0:
+        raise InputError("cannot match conditions to an empty reference set")
+    order = np.argsort(reference.labels, kind="stable") if reference.labels is not None else np.arange(n_ref)
+    extra = order[(np.arange(n % n_ref) * n_ref) // (n % n_ref)] if n % n_ref else order[:0]
+    return np.concatenate([np.tile(np.arange(n_ref), n // n_ref), np.sort(extra)])

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -13,7 +13,7 @@ import numpy as np
 
 from .evaluators.cache import stale_evaluators
 from .interfaces import MetricContext
-from .store import read_json, sha256_bytes, sha256_file
+from .store import jsonable, read_json, sha256_bytes, sha256_file
 from .types import MetricResult, RadioImages
 
 __all__ = ["stored", "record", "safetensors_keys", "checkpoint_sha256", "resample_reason", "sample_inputs",
@@ -80,10 +80,13 @@ def _model_config(data: bytes) -> bytes:
     return json.dumps(config, sort_keys=True).encode()
 
 
-def resample_reason(info: dict[str, Any], sampling: dict[str, Any], checkpoint_sha: str, path: Path) -> str | None:
-    """Why a stored sample set is not the one this run would draw (None: it is)."""
+def resample_reason(info: dict[str, Any], sampling: dict[str, Any], checkpoint_sha: str, path: Path,
+                    n: int | None = None) -> str | None:
+    """Why a stored sample set is not the one this run would draw (None: it is); ``n``: the set size asked for."""
     if info.get("sampling", {}) != sampling:
         return f"samples were drawn with {info.get('sampling', {})}, now {sampling}"
+    if n is not None and info.get("n") != n:
+        return f"the stored set holds {info.get('n')} images, now {n} are asked for"
     if info.get("checkpoint_sha256") != checkpoint_sha:
         return "samples were drawn from another checkpoint" if info.get("checkpoint_sha256") else \
             "samples record no checkpoint (drawn before radiobench recorded it)"
@@ -106,12 +109,19 @@ def set_sha256(images: RadioImages) -> str:
                         *(np.ascontiguousarray(a).tobytes() for a in arrays if a is not None))
 
 
-def distrust(record: dict[str, Any], name: str, inputs: dict[str, str], context: MetricContext) -> str | None:
-    """Why a stored ok/skipped metric record cannot stand for this run's result (None: it can)."""
+def distrust(record: dict[str, Any], name: str, inputs: dict[str, str], context: MetricContext,
+             options: Mapping[str, Any] | None = None, defaults: Mapping[str, Any] | None = None) -> str | None:
+    """Why a stored ok/skipped metric record cannot stand for this run's result (None: it can). ``options``: the
+    metric's options this run asks for (None: not checked); a record lacks those it was written without, which
+    read as their ``defaults``."""
     if "inputs" not in record:
         return "it records no inputs (computed before radiobench recorded them)"
     if record["inputs"] != inputs:
         return "the sets it scored have changed"
+    if options is not None:
+        stored = record.get("options", {})
+        if not isinstance(stored, dict) or jsonable({**(defaults or {}), **stored}) != jsonable(dict(options)):
+            return f"it was computed with the options {stored}, now {dict(options)}"
     if record.get("metric") != name or (record["status"] == "ok" and not well_formed(record.get("result")))\
             or (record["status"] == "skipped" and not isinstance(record.get("reason"), str)):
         return "the stored record is malformed"

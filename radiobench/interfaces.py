@@ -8,7 +8,7 @@ from __future__ import annotations
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -315,9 +315,26 @@ class Metric(Plugin, ABC):
     unit: ClassVar[str] = ""
     requires: ClassVar[frozenset[str]] = frozenset()
     requires_conditioning: ClassVar[frozenset[str]] = frozenset()
+    # the declared options (``radiobench.options``): checked at construction and resolved per preset into
+    # ``self.options``; None: undeclared, the constructor's keywords are taken as they come. Two have a meaning
+    # to the harness: ``against`` (options.AGAINST: which real set the runner scores against) and
+    # ``evaluator_seed`` (options.EVALUATOR_SEED: which evaluator networks the metric's context names)
+    OPTIONS: ClassVar[Options | None] = None
 
-    def __init__(self, **options: Any):
-        self.options = options
+    def __init__(self, preset: str | None = None, **options: Any):
+        declared = self.OPTIONS
+        self.options: dict[str, Any] = (dict(options) if declared is None
+                                        else declared.resolve(f"metric {self.name!r}", preset or "", options))
+
+    @property
+    def against(self) -> str:
+        """The real set generated images are scored against: "reference" (the reference split) or "train"."""
+        return self.options.get("against", "reference")
+
+    def in_context(self, context: MetricContext) -> MetricContext:
+        """The context this metric computes in: its ``evaluator_seed`` option picks the evaluator networks."""
+        seed = self.options.get("evaluator_seed")
+        return context if seed is None or seed == context.evaluator_seed else replace(context, evaluator_seed=seed)
 
     @abstractmethod
     def compute(self, real: RadioImages, generated: RadioImages, context: MetricContext) -> MetricResult:
@@ -362,6 +379,7 @@ class MetricContext:
     device: str = "cpu"
     cache_dir: Path = field(default_factory=lambda: default_cache_dir())
     memo: dict[str, Any] = field(default_factory=dict)
+    evaluator_seed: int = 0  # the seed of the evaluator networks metrics use (``get_evaluator``'s default)
 
     @property
     def n_bootstrap(self) -> int:

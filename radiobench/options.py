@@ -1,4 +1,4 @@
-"""Declared plugin options (generators, datasets): one table per plugin, checked before any work.
+"""Declared plugin options (generators, datasets, metrics): one table per plugin, checked before any work.
 
 A plugin lists its options as ``OPTIONS = Options(name=Option(...), ...)``. Each ``Option`` says its type
 and range, its default at each preset (smoke/cpu/paper) and whether it is a sampling option (changes how
@@ -16,7 +16,7 @@ from typing import Any
 from .store import jsonable
 from .types import InputError
 
-__all__ = ["Option", "Options", "POSITIVE", "PROBABILITY"]
+__all__ = ["Option", "Options", "POSITIVE", "PROBABILITY", "AGAINST", "EVALUATOR_SEED"]
 
 _NAMES = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
 
@@ -128,3 +128,8 @@ class Options(dict[str, Option]):
 
 POSITIVE = Option(float, low=0.0, low_open=True)  # learning rates, scales, physical quantities
 PROBABILITY = Option(float, low=0.0, high=1.0, high_open=True)  # dropout, Adam's β, EMA decay
+
+# metric options the harness acts on (``radiobench.interfaces.Metric``)
+# the real set a generated set is scored against: the reference split, or the training split
+AGAINST = Option(str, default="reference", choices=("reference", "train"))
+EVALUATOR_SEED = Option(int, default=0, low=0)  # the seed the metric's evaluator networks are trained with

@@ -9,15 +9,21 @@ Run directory::
                                           reference split), evaluated once at seed 0 whichever seeds are run
     G/seed-S/train/                       resumable training state, losses.csv, training_config.json
     G/seed-S/checkpoint/                  weights.safetensors + config.json + fit.json (training cost)
-    G/seed-S/samples.npz                  the generated set (with its conditions)
+    G/seed-S/samples.npz                  the generated set (with its conditions): N = --n-generated images
+                                          (default the reference split's size) in the reference's class proportions
     G/seed-S/samples.json                 the sampling options it was drawn with (others re-sample, not re-train),
-                                          checkpoint_sha256, its own sha256, its sampling cost
-    G/seed-S/metrics/M.json               {status: ok|skipped|error, result | reason | traceback, inputs, provenance}
+                                          its size n, checkpoint_sha256, its own sha256, its sampling cost
+    G/seed-S/metrics/M.json               {status: ok|skipped|error, result | reason | traceback, options, inputs,
+                                          provenance}; options: the metric's (--metric-option), resolved
     G/seed-S/error.json                   when fit or sampling failed (stage "fit" or "sample")
 
 Chain of custody: a sample set names the checkpoint it was drawn from and a metric record the sets it
-scored (``inputs``); whatever no longer matches its parent, lacks those fields, or does not read back
-(truncated, garbled: a warning names the file) is redone, never reused.
+scored (``inputs``) and the options it was computed with; whatever no longer matches its parent or this run's
+request, lacks those fields, or does not read back (truncated, garbled: a warning names the file) is redone,
+never reused.
+
+Metrics whose option ``against`` is "train" score each row against the training split instead of the reference
+split; their real row is then every held-out real image (the reference row's set and the reference split).
 """
 from __future__ import annotations
 
@@ -26,7 +32,7 @@ import os
 import shutil
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,7 +48,8 @@ from .registry import REFERENCE_ROW, registry
 from .store import file_lock, jsonable, read_json, sha256_file, write_json
 from .types import InputError, MetricResult, RadioImages
 
-__all__ = ["RunConfig", "run", "reference_set", "REFERENCE_ROW"]
+__all__ = ["RunConfig", "RunSummary", "run", "reference_set", "build_metrics", "evaluate_row", "held_out_set",
+           "REFERENCE_ROW"]
 
 log = logging.getLogger("radiobench")
 REFERENCE_SEED = 0  # the seed the reference row is evaluated at (published runs: reference/seed-0)
@@ -60,6 +67,8 @@ class RunConfig:
     data_dir: str | None = None
     dataset_options: dict[str, Any] = field(default_factory=dict)
     generator_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    metric_options: dict[str, dict[str, Any]] = field(default_factory=dict)  # {"fid_byol": {"against": "train"}}
+    n_generated: int | None = None  # images per generated set (None: the reference split's size)
     device: str | None = None
     batch_size: int = 64
     reference: bool = True  # evaluate the real-vs-real row
@@ -89,7 +98,7 @@ def run(config: RunConfig) -> RunSummary:
     if not config.generators and not config.reference:
         raise InputError("nothing to run: name at least one generator")
     device = config.device or default_device()
-    gen_classes, metric_classes, dataset = _checked(config, preset, device)
+    gen_classes, metrics, dataset = _checked(config, preset, device)
 
     out = Path(config.out)
     summary = RunSummary(out=out)
@@ -113,8 +122,10 @@ def run(config: RunConfig) -> RunSummary:
         label = f"{REFERENCE_ROW}/seed-{REFERENCE_SEED}"
         inputs = {"real_sha256": custody.set_sha256(real), "reference_sha256": custody.set_sha256(reference)}
         provenance = {**manifest["provenance"], "seed": REFERENCE_SEED, "reference_source": real_source}
-        _evaluate(out / label, real, reference, None, metric_classes, context(REFERENCE_SEED), provenance, inputs,
-                  summary, label)
+        held_out = held_out_set(real, real_source, reference, dataset.train_split) \
+            if any(m.against == "train" for m in metrics.values()) else None
+        evaluate_row(out / label, real, reference, metrics, context(REFERENCE_SEED), supports=None,
+                     provenance=provenance, inputs=inputs, summary=summary, label=label, held_out=held_out)
     for seed in config.seeds:
         seed_context = context(seed)
         provenance = {**manifest["provenance"], "seed": seed}
@@ -138,23 +149,26 @@ def run(config: RunConfig) -> RunSummary:
                 continue
             (gdir / "error.json").unlink(missing_ok=True)
             gprov = {**provenance, "generator": name, "generator_config": gen.config(),
-                     "cost": {**fit_cost, **sample_cost}}
-            _evaluate(gdir, generated, reference, gen.supports, metric_classes, seed_context, gprov, inputs, summary,
-                      label)
+                     "cost": {**fit_cost, **sample_cost}, "n_generated": len(generated)}
+            evaluate_row(gdir, generated, reference, metrics, seed_context, supports=gen.supports, provenance=gprov,
+                         inputs=inputs, summary=summary, label=label)
     finished = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     _update_manifest(out, lambda current: {**(current or manifest), "finished": finished})
     return summary
 
 
 # -- validation: every name and value checked before any data is loaded or anything trained ------------
-def _checked(config: RunConfig, preset: Preset, device: str) -> tuple[dict[str, type], dict[str, type], Dataset]:
-    """The generator and metric classes and the dataset of ``config``; InputError for any bad name or value
-    (each generator and metric is constructed once with its options, so a bad option fails now, not after
-    hours of training)."""
+def _checked(config: RunConfig, preset: Preset, device: str) -> tuple[dict[str, type], dict[str, Metric], Dataset]:
+    """The generator classes, the metrics (built with their options) and the dataset of ``config``; InputError
+    for any bad name or value (each generator and metric is constructed once with its options, so a bad option
+    fails now, not after hours of training)."""
     if not config.seeds or not all(_is_int(s) and s >= 0 for s in config.seeds):
         raise InputError(f"seeds must be non-negative integers (e.g. --seeds 0,1,2); got {config.seeds!r}")
     if not _is_int(config.batch_size) or config.batch_size <= 0:
         raise InputError(f"the batch size must be a positive integer; got {config.batch_size!r}")
+    if config.n_generated is not None and (not _is_int(config.n_generated) or config.n_generated < 2):
+        raise InputError(f"--n-generated must be an integer >= 2 (images per generated set); "
+                         f"got {config.n_generated!r}")
     resolution = config.dataset_options.get("resolution", preset.resolution)
     if not _is_int(resolution) or resolution <= 0:
         raise InputError(f"resolution must be a positive integer (pixels per side); got {resolution!r}")
@@ -178,12 +192,37 @@ def _checked(config: RunConfig, preset: Preset, device: str) -> tuple[dict[str, 
                 log.warning("metric %r from %s is left out: it %s: %s (`radiobench list metrics` shows it)",
                             entry.name, entry.source, "is refused" if entry.refused else "failed to import",
                             entry.error)
-    metric_classes = {m: registry.metric(m) for m in metric_names}
-    for mcls in metric_classes.values():
-        mcls()
+    metrics = build_metrics(metric_names, config.metric_options, config.preset)
     ds_opts = {k: v for k, v in config.dataset_options.items() if k != "resolution"}
     dataset = registry.dataset(config.dataset)(resolution=resolution, data_dir=config.data_dir, **ds_opts)
-    return gen_classes, metric_classes, dataset
+    return gen_classes, metrics, dataset
+
+
+def build_metrics(names: list[str], options: Mapping[str, Mapping[str, Any]], preset: str) -> dict[str, Metric]:
+    """The metrics ``names`` (registered), each built with its ``options`` (``{metric: {option: value}}``)
+    resolved at ``preset``; InputError for an unknown metric, options for a metric not named, an option the
+    metric does not declare, or a value of the wrong type or range."""
+    if not isinstance(options, Mapping) or not all(isinstance(v, Mapping) for v in options.values()):
+        raise InputError(f"metric options must map metric names to {{option: value}}; got {options!r}")
+    unknown = sorted(set(options) - set(names))
+    if unknown:
+        raise InputError(f"options given for metrics not evaluated here: {unknown} (metrics: {', '.join(names)})")
+    metrics: dict[str, Metric] = {}
+    for name in names:
+        cls = registry.metric(name)
+        opts = dict(options.get(name, {}))
+        if cls.OPTIONS is not None:
+            metrics[name] = cls(preset=preset, **opts)
+            continue
+        if opts and cls.__init__ is Metric.__init__:
+            raise InputError(f"metric {name!r} declares no options; got {opts}")
+        try:
+            metrics[name] = cls(**opts)
+        except InputError:
+            raise
+        except (TypeError, ValueError) as err:  # an undeclared keyword, a value of the wrong kind
+            raise InputError(f"metric {name!r} does not take the options {opts}: {err}") from None
+    return metrics
 
 
 def _is_int(value: Any) -> bool:
@@ -291,13 +330,14 @@ def _sample_or_load(gen: Generator, checkpoint_sha: str, reference: RadioImages,
     sampling = jsonable(gen.sampling_config())
     info = custody.record(info_path) if path.exists() else None
     if info is not None:
-        why = custody.resample_reason(info, sampling, checkpoint_sha, path)
+        why = custody.resample_reason(info, sampling, checkpoint_sha, path, n=config.n_generated or len(reference))
         if why is None and (stored := custody.stored(path, RadioImages.load)) is not None:
             summary.reused.append(f"{label}:samples")
             return stored, custody.sample_inputs(info), info["cost"]
         if why is not None:
             log.warning("%s: %s: sampling again (metrics too)", label, why)
-    conditions = match_conditions(reference, train, gen.supports, np.random.default_rng([seed, 1]))
+    conditions = match_conditions(reference, train, gen.supports, np.random.default_rng([seed, 1]),
+                                  n=config.n_generated)
     log.info("%s: sampling %d images", label, conditions.n)
     generated = gen.sample(conditions, seed=seed, batch_size=config.batch_size, progress=config.progress)
     generated.save(path)
@@ -314,27 +354,45 @@ def _sample_or_load(gen: Generator, checkpoint_sha: str, reference: RadioImages,
     return generated, inputs, cost
 
 
-def _evaluate(rowdir: Path, generated, reference, supports, metric_classes, context, provenance,
-              inputs: dict[str, str], summary, label):
-    for mname, mcls in metric_classes.items():
+def evaluate_row(rowdir: Path, generated: RadioImages, reference: RadioImages, metrics: Mapping[str, Metric],
+                 context: MetricContext, *, inputs: dict[str, str], supports: frozenset[str] | None = None,
+                 provenance: dict[str, Any] | None = None, summary: RunSummary | None = None, label: str = "",
+                 held_out: RadioImages | None = None) -> RunSummary:
+    """Score one row: each metric (``build_metrics``) compares ``generated`` with ``reference`` (or with the
+    training split ``context.train``, for a metric whose ``against`` is "train") in its own context
+    (``Metric.in_context``), and ``rowdir/metrics/M.json`` records the result with the metric's options,
+    ``inputs`` (the hashes of the scored sets: custody) and ``provenance``. A stored ok/skipped record of the same
+    inputs, options and evaluator networks is reused (``custody.distrust``), anything else computed again.
+
+    ``supports``: what the generator was conditioned on (None: a real row, conditioned exactly). ``held_out``:
+    for a real row, the set scored by metrics against the training split (``held_out_set``; default
+    ``generated``). What was done, reused, skipped or failed is appended to ``summary`` (labelled ``label:M``)."""
+    summary = summary if summary is not None else RunSummary(out=rowdir)
+    label = label or str(rowdir)
+    for mname, metric in metrics.items():
         path = rowdir / "metrics" / f"{mname}.json"
+        ctx = metric.in_context(context)
+        options = jsonable(metric.options)
         old = custody.record(path, status=str)
         if old is not None and old["status"] in ("ok", "skipped"):
-            why = custody.distrust(old, mname, inputs, context)
+            why = custody.distrust(old, mname, inputs, ctx, options=options, defaults=_defaults(metric, ctx))
             if why is None:
                 summary.reused.append(f"{label}:{mname}")
                 continue
             log.warning("%s: re-evaluating %s: %s", label, path, why)
-        record: dict[str, Any] = {"metric": mname, "inputs": inputs, "provenance": provenance}
+        record: dict[str, Any] = {"metric": mname, "options": options, "inputs": inputs,
+                                  "provenance": provenance or {}}
+        real, scored = reference, generated
+        if metric.against == "train":
+            real, scored = ctx.train, held_out if held_out is not None else generated
         try:
-            metric: Metric = mcls()
-            reason = metric.applicable(reference, supports)
+            reason = metric.applicable(real, supports)
             if reason is not None:
                 record.update(status="skipped", reason=reason)
                 summary.skipped.append(f"{label}:{mname}")
             else:
                 t0 = time.perf_counter()
-                result: MetricResult = metric.compute(reference, generated, context)
+                result: MetricResult = metric.compute(real, scored, ctx)
                 record.update(status="ok", result=result.to_dict(), seconds=time.perf_counter() - t0)
                 summary.done.append(f"{label}:{mname}")
         except KeyboardInterrupt:
@@ -344,6 +402,28 @@ def _evaluate(rowdir: Path, generated, reference, supports, metric_classes, cont
             record.update(status="error", error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc())
             summary.failed.append(f"{label}:{mname}")
         write_json(path, record)
+    return summary
+
+
+def _defaults(metric: Metric, context: MetricContext) -> dict[str, Any]:
+    """The metric's options at the context's preset: what a record written before options were recorded had."""
+    return jsonable(metric.OPTIONS.defaults(context.preset.name)) if metric.OPTIONS is not None else {}
+
+
+def held_out_set(real: RadioImages, real_source: str, reference: RadioImages, train_split: str) -> RadioImages:
+    """Every held-out real image: the real row's set (``reference_set``) and the reference split pooled; the
+    reference split alone when the real row's set is a draw from the training split."""
+    if real_source == train_split:
+        return reference
+    both = (real, reference)
+    common = lambda attr: None if any(getattr(s, attr) is None for s in both) else np.concatenate(  # noqa: E731
+        [getattr(s, attr) for s in both])
+    return RadioImages(images=np.concatenate([s.images for s in both]), survey=reference.survey,
+                       labels=common("labels") if real.class_names == reference.class_names else None,
+                       class_names=reference.class_names if real.class_names == reference.class_names else None,
+                       peak_flux=common("peak_flux"), masks=common("masks"),
+                       extra={k: np.concatenate([real.extra[k], v]) for k, v in reference.extra.items()
+                              if k in real.extra})
 
 
 def reference_set(dataset: Dataset, train: RadioImages, reference: RadioImages) -> tuple[RadioImages, str]:

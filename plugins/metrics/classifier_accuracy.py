@@ -9,6 +9,7 @@ import numpy as np
 
 from radiobench import Metric, MetricContext, MetricResult, RadioImages
 from radiobench.evaluators.features import bootstrap_mean, evaluate_pair, predict_proba
+from radiobench.options import EVALUATOR_SEED, Options
 from radiobench.types import InputError
 
 __all__ = ["ClassifierAccuracy", "confusion_matrix"]
@@ -37,6 +38,7 @@ class ClassifierAccuracy(Metric):
     direction = "higher"
     requires = frozenset({"labels"})
     requires_conditioning = frozenset({"class"})
+    OPTIONS = Options(evaluator_seed=EVALUATOR_SEED)  # the referee trained with another seed
 
     def compute(self, real: RadioImages, generated: RadioImages, context: MetricContext) -> MetricResult:
         ev, proba_g, proba_r = evaluate_pair(self, "classifier", real, generated, context, predict_proba,

@@ -12,6 +12,7 @@ import numpy as np
 
 from radiobench import Metric, MetricContext, MetricResult, RadioImages
 from radiobench.evaluators.features import evaluate_pair, predict_proba
+from radiobench.options import EVALUATOR_SEED, Options
 
 __all__ = ["RAMIS", "ramis_score"]
 
@@ -31,6 +32,7 @@ class RAMIS(Metric):
     description = "radio morphology inception score exp(E KL(p(y|x)||p(y))), radio CNN of paper 003; max = #classes"
     direction = "higher"
     requires = frozenset({"labels"})
+    OPTIONS = Options(evaluator_seed=EVALUATOR_SEED)  # the referee trained with another seed
 
     def compute(self, real: RadioImages, generated: RadioImages, context: MetricContext) -> MetricResult:
         ev, pg, pr = evaluate_pair(self, "radio_cnn", real, generated, context, predict_proba, "radio_cnn_proba")

@@ -135,10 +135,12 @@ def train_digest(train: RadioImages) -> str:
 
 
 def fingerprint_payload(
-    kind: str, context: MetricContext, *, seed: int = 0, config: Mapping[str, Any] | None = None
+    kind: str, context: MetricContext, *, seed: int | None = None, config: Mapping[str, Any] | None = None
 ) -> dict[str, Any]:
-    """Everything that determines the trained weights; its stable hash is the fingerprint."""
+    """Everything that determines the trained weights; its stable hash is the fingerprint (``seed``: default
+    the context's ``evaluator_seed``)."""
     spec = spec_for(kind)
+    seed = context.evaluator_seed if seed is None else seed
     train = context.train
     for need in sorted(spec.requires):
         if getattr(train, need) is None:
@@ -165,7 +167,7 @@ def _info(payload: Mapping[str, Any]) -> dict[str, Any]:
 
 def current_fingerprint(kind: str, context: MetricContext) -> str:
     """The fingerprint of the evaluator ``kind`` that this context's dataset and preset call for
-    (default seed and config), without loading or training it."""
+    (the context's evaluator seed, default config), without loading or training it."""
     return stable_hash(fingerprint_payload(kind, context), 16)
 
 
@@ -173,7 +175,7 @@ def get_evaluator(
     kind: str,
     context: MetricContext,
     *,
-    seed: int = 0,
+    seed: int | None = None,
     config: Mapping[str, Any] | None = None,
     train: bool = True,
     progress: bool = True,
@@ -206,7 +208,7 @@ def _memo_key(kind: str, fp: str) -> str:
 
 
 def current_weights(kind: str, context: MetricContext, fp: str | None = None) -> str | None:
-    """The sha256 of the weights this context would use for ``kind`` (default seed and config): those
+    """The sha256 of the weights this context would use for ``kind`` (its evaluator seed, default config): those
     already loaded in this context, else those in the cache; None when no such evaluator is cached yet
     (it would be trained afresh, into weights not known now). ``fp``: its fingerprint, when known."""
     fp = fp or current_fingerprint(kind, context)
