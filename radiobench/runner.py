@@ -185,7 +185,8 @@ def _checked(config: RunConfig, preset: Preset, device: str) -> tuple[dict[str, 
             raise
         except (TypeError, ValueError) as err:  # an undeclared keyword, a value of the wrong kind
             raise InputError(f"generator {name!r} does not take the options {opts}: {err}") from None
-    metric_names = config.metrics if config.metrics is not None else registry.names("metrics")
+    metric_names = config.metrics if config.metrics is not None else [  # opt-in metrics (default False) named only
+        m for m in registry.names("metrics") if getattr(registry.metric(m), "default", True)]
     if config.metrics is None:  # every metric that applies: say which installed ones cannot be used
         for entry in registry.listing("metrics"):
             if entry.broken:

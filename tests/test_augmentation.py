@@ -31,7 +31,7 @@ def test_copies_change_nothing_and_shuffled_labels_hurt(sets):
     assert worse.details["accuracy_real_only"] == same.details["accuracy_real_only"]  # one cached baseline
 
 
-def test_opt_in_and_needs_class_conditioning(sets):
+def test_opt_in_and_needs_class_conditioning(sets, tmp_path):
     _, test, _ = sets
     cls = registry.metric("augmentation_gain")
     assert cls.default is False
@@ -39,3 +39,11 @@ def test_opt_in_and_needs_class_conditioning(sets):
     from radiobench.external import default_metrics
 
     assert "augmentation_gain" not in default_metrics() and "fid_byol" in default_metrics()
+    from radiobench.presets import get_preset as preset
+    from radiobench.runner import RunConfig, _checked
+
+    _, metrics, _ = _checked(RunConfig(generators=[], dataset="synthetic", out=tmp_path / "o"), preset("smoke"), "cpu")
+    assert "augmentation_gain" not in metrics and "precision_byol" in metrics  # `radiobench run` honours it too
+    _, metrics, _ = _checked(RunConfig(generators=[], dataset="synthetic", out=tmp_path / "o",
+                                       metrics=["augmentation_gain"]), preset("smoke"), "cpu")
+    assert list(metrics) == ["augmentation_gain"]
