@@ -151,3 +151,24 @@ def test_stated_transforms_and_cli(tmp_path, capsys):
     assert (out / "reference" / "seed-0" / "metrics" / "pixel_w1.json").exists()
     assert main(["leaderboard", str(out)]) == 0
     assert "mine (external)" in capsys.readouterr().out
+
+
+def test_npy_stack_and_png_folder(tmp_path):
+    """A .npy stack is read as it is; 8-bit PNGs are divided by 255, and the record says so."""
+    from PIL import Image
+
+    rng = np.random.default_rng(2)
+    stack = rng.uniform(0, 1, (5, 1, 40, 40)).astype(np.float32)
+    np.save(tmp_path / "stack.npy", stack)
+    out = tmp_path / "out"
+    assert not evaluate(_external(tmp_path / "stack.npy", out, "stack", metrics=["pixel_w1"])).failed
+    assert np.array_equal(RadioImages.load(out / "stack" / "seed-0" / "samples.npz").images, stack)
+    pngs = tmp_path / "pngs"
+    pngs.mkdir()
+    for i, img in enumerate((stack[:, 0] * 255).round().astype(np.uint8)):
+        Image.fromarray(img, mode="L").save(pngs / f"{i}.png")
+    assert not evaluate(_external(pngs, out, "pngs", metrics=["pixel_w1"])).failed
+    info = json.loads((out / "pngs" / "seed-0" / "samples.json").read_text())
+    assert any("PNG" in t for t in info["checks"]["transforms"]) and not info["checks"]["labelled"]
+    got = RadioImages.load(out / "pngs" / "seed-0" / "samples.npz").images
+    assert np.abs(got - stack).max() <= 0.5 / 255 + 1e-6
