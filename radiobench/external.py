@@ -264,33 +264,42 @@ def _labels(arrays: dict[str, Any], reference: RadioImages, n: int, source: str,
 class DiskMemo(dict):
     """A MetricContext memo that also keeps, in ``folder``, the evaluator outputs (``memo_apply`` entries:
     ``evaluators/<tag>/<fingerprint>/<image hash>``) of the image sets whose content hashes are ``keep``
-    (the real sets), so that another process scoring against the same run directory reuses them. A file
-    that does not read back, or holds another key, is ignored (and recomputed)."""
+    (the real sets), so that another process scoring against the same run directory reuses them. A stored
+    output is named by its key and the sha256 of the weights that computed it (those of the evaluator of that
+    fingerprint the memo holds: ``get_evaluator`` puts it there before ``memo_apply`` runs), so outputs of
+    retrained or replaced weights are never reused. A file that does not read back, or holds another key, is
+    ignored (and recomputed)."""
 
     def __init__(self, folder: Path, keep: set[str]):
         super().__init__()
         self.folder, self.keep = Path(folder), set(keep)
         self.loaded: list[str] = []  # keys read from disk (for tests and logs)
 
-    def _file(self, key: str) -> Path | None:
+    def _file(self, key: str) -> tuple[Path, str] | None:
+        """The file of ``key`` and the stamp it must hold (key and weights), or None for keys kept in memory."""
         parts = key.split("/")
-        if len(parts) == 4 and parts[0] == "evaluators" and parts[3] in self.keep:
-            return self.folder / f"{sha256_bytes(key.encode())[:32]}.npz"
-        return None
+        if len(parts) != 4 or parts[0] != "evaluators" or parts[3] not in self.keep:
+            return None
+        weights = next((v.weights_sha256 for v in dict.values(self)
+                        if getattr(v, "fingerprint", None) == parts[2] and hasattr(v, "weights_sha256")), None)
+        if weights is None:
+            return None
+        stamp = f"{key}@{weights}"
+        return self.folder / f"{sha256_bytes(stamp.encode())[:32]}.npz", stamp
 
     def __contains__(self, key: object) -> bool:
         if super().__contains__(key):
             return True
-        path = self._file(key) if isinstance(key, str) else None
-        if path is None or not path.is_file():
+        where = self._file(key) if isinstance(key, str) else None
+        if where is None or not where[0].is_file():
             return False
         try:
-            with np.load(path, allow_pickle=False) as z:
-                if bytes(z["key"]).decode() != key:
+            with np.load(where[0], allow_pickle=False) as z:
+                if bytes(z["key"]).decode() != where[1]:
                     return False
                 value = z["value"]
         except Exception as err:
-            log.warning("%s does not read back (%s); it is recomputed", path, err)
+            log.warning("%s does not read back (%s); it is recomputed", where[0], err)
             return False
         super().__setitem__(key, value)
         self.loaded.append(str(key))
@@ -303,11 +312,11 @@ class DiskMemo(dict):
 
     def __setitem__(self, key: str, value: Any) -> None:
         super().__setitem__(key, value)
-        path = self._file(key)
-        if path is not None and isinstance(value, np.ndarray):
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with atomic_path(path) as tmp, open(tmp, "wb") as fh:
-                np.savez(fh, allow_pickle=False, key=np.frombuffer(key.encode(), np.uint8), value=value)
+        where = self._file(key) if isinstance(value, np.ndarray) else None
+        if where is not None:
+            where[0].parent.mkdir(parents=True, exist_ok=True)
+            with atomic_path(where[0]) as tmp, open(tmp, "wb") as fh:
+                np.savez(fh, allow_pickle=False, key=np.frombuffer(where[1].encode(), np.uint8), value=value)
 
 
 def _image_hash(images: RadioImages) -> str:

@@ -172,3 +172,29 @@ def test_npy_stack_and_png_folder(tmp_path):
     assert any("PNG" in t for t in info["checks"]["transforms"]) and not info["checks"]["labelled"]
     got = RadioImages.load(out / "pngs" / "seed-0" / "samples.npz").images
     assert np.abs(got - stack).max() <= 0.5 / 255 + 1e-6
+
+
+def test_disk_memo_keeps_real_outputs_of_these_weights_only(tmp_path):
+    """Outputs persist for the kept (real) image hashes, named by the evaluator's weights: another process with
+    the same weights reads them back; weights trained again (same fingerprint) or a damaged file recompute."""
+    from types import SimpleNamespace
+
+    from radiobench.external import DiskMemo
+
+    def memo(weights):
+        m = DiskMemo(tmp_path / "statistics", {"realhash"})
+        m["evaluators/byol/fp1"] = SimpleNamespace(fingerprint="fp1", weights_sha256=weights)
+        return m
+
+    first = memo("w1")
+    first["evaluators/byol_features/fp1/realhash"] = np.arange(6.0).reshape(2, 3)
+    first["evaluators/byol_features/fp1/generated"] = np.ones((2, 3))  # not a kept set: memory only
+    assert len(list((tmp_path / "statistics").iterdir())) == 1
+    again = memo("w1")
+    assert "evaluators/byol_features/fp1/realhash" in again and "evaluators/byol_features/fp1/generated" not in again
+    assert np.array_equal(again["evaluators/byol_features/fp1/realhash"], np.arange(6.0).reshape(2, 3))
+    assert again.loaded == ["evaluators/byol_features/fp1/realhash"]
+    assert "evaluators/byol_features/fp1/realhash" not in memo("w2")  # other weights, same fingerprint
+    (f,) = (tmp_path / "statistics").iterdir()
+    f.write_bytes(b"garbage")
+    assert "evaluators/byol_features/fp1/realhash" not in memo("w1")
