@@ -11,12 +11,19 @@ metric failed, ``NaN`` when the metric gave NaN and ``n/a`` when it does not app
 cell computed from another sample set or checkpoint than the row's own (stale), or for another
 dataset version, preset or configuration (foreign), is marked; results written before their inputs
 were recorded are not checked.
+
+A column's protocol, its metric options other than the defaults (``--metric-option``; records written before
+options were recorded read as the defaults) and the generated sets' size when it is not the reference split's
+(``--n-generated``), is shown in its heading ("fid_byol ↓ (vs train, N_gen = 2000)"). Cells of one column
+computed under different protocols are refused (InputError), as rows of different presets are never ranked
+together.
 """
 from __future__ import annotations
 
 import csv
 import html
 import io
+import json
 import math
 from collections import Counter, defaultdict
 from collections.abc import Iterable
@@ -124,6 +131,7 @@ class Table:
     rows: list[Row]
     runs: list[str]
     notes: list[str] = field(default_factory=list)
+    protocols: dict[str, tuple[str, ...]] = field(default_factory=dict)  # metric: its non-default protocol
 
 
 def collect(run_dirs: Iterable[str | Path]) -> list[Table]:
@@ -336,9 +344,65 @@ def _build_table(key: tuple[str, str, str], g: dict[str, Any]) -> Table:
             }
         rows.append(row)
     rows.sort(key=lambda r: (not r.name.startswith(g["ref_label"]), r.reference is False, r.name))
-    table = Table(dataset, preset, fp, g["n_reference"], metrics, directions, rows, g["runs"], notes)
+    protocols = {m: p for m in metrics if (p := _column_protocol(m, by_row, preset, g["n_reference"], label))}
+    if any("vs train" in p for p in protocols.values()):
+        notes.append("vs train: scored against the training split instead of the reference split; the real row "
+                     "is then every held-out real image (its own set and the reference split), generated rows "
+                     "that return training images score near 0 there (see the memorisation column)")
+    table = Table(dataset, preset, fp, g["n_reference"], metrics, directions, rows, g["runs"], notes, protocols)
     _mark(table)
     return table
+
+
+def _column_protocol(metric: str, by_row: dict[tuple[str, str, str], dict[str, list[tuple[int, dict, Any]]]],
+                     preset: str, n_reference: int, label: Any) -> tuple[str, ...]:
+    """The protocol every ok cell of ``metric``'s column was computed under (() for the defaults): its options,
+    then the generated rows' set size; InputError when its cells differ in either."""
+    defaults = _option_defaults(metric, preset)
+    options: dict[tuple[str, ...], list[str]] = defaultdict(list)
+    sizes: dict[tuple[str, ...], list[str]] = defaultdict(list)
+    for rk, by_metric in by_row.items():
+        for seed, rec, _ in by_metric.get(metric, []):
+            if rec.get("status") == "ok":
+                cell = f"{label(*rk)} seed {seed}"
+                options[_options_shown(rec, defaults)].append(cell)
+                if rk[0] != REFERENCE_ROW:
+                    sizes[_size_shown(rec, n_reference)].append(cell)
+    for what, seen in (("metric options", options), ("numbers of generated images", sizes)):
+        if len(seen) > 1:
+            found = "; ".join(f"{', '.join(p) or 'the defaults'}: {', '.join(cells)}" for p, cells in seen.items())
+            raise InputError(f"{metric}: cells of one column were computed under different {what} ({found}); "
+                             "re-run those rows with the same --metric-option and --n-generated, or tabulate their "
+                             "run directories separately")
+    return next(iter(options), ()) + next(iter(sizes), ())
+
+
+def _option_defaults(metric: str, preset: str) -> dict[str, Any]:
+    """The metric's options at ``preset`` when it is installed (a metric that declares none: as built without
+    arguments); {} otherwise (every recorded option is then shown)."""
+    from .registry import registry
+
+    try:
+        cls = registry.metric(metric)
+        return cls.OPTIONS.defaults(preset) if cls.OPTIONS is not None else cls().options
+    except Exception:  # not installed, or not buildable without arguments
+        return {}
+
+
+def _options_shown(rec: dict[str, Any], defaults: dict[str, Any]) -> tuple[str, ...]:
+    """A record's options other than ``defaults``: "vs train" for against=train, else "key=value"."""
+    options = rec.get("options")
+    if not isinstance(options, dict):
+        options = {}
+    return tuple(f"vs {v}" if k == "against" else f"{k}={json.dumps(v)}" for k, v in sorted(options.items())
+                 if k not in defaults or _numbers_as_floats(v) != _numbers_as_floats(defaults[k]))
+
+
+def _size_shown(rec: dict[str, Any], n_reference: int) -> tuple[str, ...]:
+    """A generated row's set size when it is not the reference split's ("N_gen = 2000"); records written before
+    the size was recorded drew the reference split's."""
+    n = (rec.get("provenance") or {}).get("n_generated")
+    return (f"N_gen = {n}",) if isinstance(n, int) and n != n_reference else ()
 
 
 def _cell(entries: list[tuple[int, dict, tuple[str, ...]]], seed_failures: list[tuple[int, str, str, str]]) -> Cell:
@@ -430,8 +494,14 @@ def _arrow(table: Table, m: str, tex: bool = False) -> str:
 
 
 def _heads(t: Table, tex: bool = False) -> list[str]:
-    metrics = [f"{_tex_escape(m) if tex else m} {_arrow(t, m, tex)}" for m in t.metrics]
+    metrics = [f"{_tex_escape(m) if tex else m} {_arrow(t, m, tex)}" + _protocol_text(t, m, tex) for m in t.metrics]
     return ["generator", "seeds", *metrics, *COST_HEADERS]
+
+
+def _protocol_text(t: Table, m: str, tex: bool = False) -> str:
+    """' (vs train, N_gen = 2000)' for a column of a non-default protocol, else ''."""
+    text = ", ".join(t.protocols.get(m, ()))
+    return f" ({_tex_escape(text) if tex else text})" if text else ""
 
 
 def _title(t: Table) -> str:
@@ -513,7 +583,8 @@ def _csv(tables: list[Table]) -> str:
     w = csv.writer(buf)
     w.writerow(["dataset", "preset", "dataset_fingerprint", "generator", "reference_row", "metric", "direction",
                 "value", "ci_low", "ci_high", "n_seeds", "status", "best", "comparable", "beats_pixel_floor",
-                "p_vs_pixel_floor", "parameters", "train_minutes", "sample_seconds_per_image"])
+                "p_vs_pixel_floor", "parameters", "train_minutes", "sample_seconds_per_image"]
+               + (["protocol"] if any(t.protocols for t in tables) else []))
     for t in tables:
         for r in t.rows:
             for m in t.metrics:
@@ -522,7 +593,8 @@ def _csv(tables: list[Table]) -> str:
                             t.directions.get(m, ""), repr(float(c.value)) if c.status == "ok" else _num(c.value),
                             _num(c.low), _num(c.high), c.n_seeds, c.state(),
                             c.best, not c.incomparable, c.beats_floor, _num(c.p_floor), r.cost.get("parameters", ""),
-                            r.cost.get("train_min", ""), r.cost.get("sample_s_per_img", "")])
+                            r.cost.get("train_min", ""), r.cost.get("sample_s_per_img", "")]
+                           + (["; ".join(t.protocols.get(m, ()))] if any(t.protocols for t in tables) else []))
     return buf.getvalue()
 
 

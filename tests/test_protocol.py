@@ -194,3 +194,28 @@ def test_fid_of_training_images_is_zero_against_train_only(synth, tmp_path):
 def test_registered_fid_declares_the_protocol_options():
     assert {"against", "evaluator_seed", "n", "n_bootstrap"} <= set(registry.metric("fid_byol").OPTIONS)
     assert {"against", "evaluator_seed", "n", "n_bootstrap"} <= set(registry.metric("kid_byol").OPTIONS)
+
+
+# -- the leaderboard shows and guards a column's protocol --------------------------------------------------
+def test_the_leaderboard_shows_a_non_default_protocol_and_refuses_mixed_ones(plugins, tmp_path):
+    from radiobench import InputError
+    from radiobench.leaderboard import collect, render
+
+    protocol = RunConfig(generators=["counting"], dataset="blobs", out=tmp_path / "protocol", metrics=["set_sizes"],
+                         progress=False, n_generated=40, metric_options={"set_sizes": {"against": "train"}})
+    run(protocol)
+    md = render(collect([tmp_path / "protocol"]), "md")
+    assert "| set_sizes ↓ (vs train, N_gen = 40) |" in md and "vs train: scored against the training split" in md
+    assert "set\\_sizes $\\downarrow$ (vs train, N\\_gen = 40)" in render(collect([tmp_path / "protocol"]), "tex")
+    csv = render(collect([tmp_path / "protocol"]), "csv").splitlines()
+    assert csv[0].endswith(",protocol") and all(line.endswith("vs train; N_gen = 40") for line in csv[1:])
+    default = dataclasses.replace(protocol, out=tmp_path / "default", n_generated=None, metric_options={})
+    run(default)
+    md = render(collect([tmp_path / "default"]), "md")
+    assert "| set_sizes ↓ |" in md and "vs train" not in md and "protocol" not in render(
+        collect([tmp_path / "default"]), "csv")
+    with pytest.raises(InputError, match="set_sizes: cells of one column were computed under different"):
+        collect([tmp_path / "protocol", tmp_path / "default"])
+    run(dataclasses.replace(default, out=tmp_path / "n", n_generated=40))  # the same options, another N_gen
+    with pytest.raises(InputError, match="N_gen = 40: counting"):
+        collect([tmp_path / "default", tmp_path / "n"])
