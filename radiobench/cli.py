@@ -166,7 +166,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         samples=Path(args.samples), dataset=args.dataset, out=Path(args.out), name=args.name, seed=args.seed,
         preset=args.preset, metrics=args.metrics or None, metric_options=metric_options(args.metric_option),
         data_dir=args.data_dir, dataset_options=dataset_options(args.dataset_option), device=args.device,
-        scale=args.scale, resize=args.resize, reference=not args.no_reference,
+        scale=args.scale, resize=args.resize, reference=not args.no_reference, n_generated=args.n_generated,
     )
     summary = evaluate(config)
     print(f"run directory: {summary.out}")
@@ -194,6 +194,8 @@ def add_evaluate_parser(sub) -> None:
     s.add_argument("--scale", default="none", choices=["none", "peak"],
                    help="none: pixels must lie in [0, 1]; peak: divide each image by its maximum")
     s.add_argument("--resize", action="store_true", help="mean-bin larger images by an integer factor")
+    s.add_argument("--n-generated", type=int_at_least(2), default=None, metavar="N",
+                   help="images scored (default: the run directory's generated-set size); larger sets are subsampled")
     s.add_argument("--no-reference", action="store_true", help="skip the real-vs-real reference row")
     s.set_defaults(func=cmd_evaluate)
 

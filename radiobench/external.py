@@ -9,9 +9,12 @@ SAMPLES is a folder of FITS / PNG / NPY images (read by the ``folder`` dataset's
 
 Before anything is written the set is checked against the reference split: at least two images, finite
 pixels, the reference's resolution (``resize=True`` mean-bins by an integer factor, as the datasets bin, and
-says so), pixels in [0, 1] (``scale="peak"`` divides each image by its maximum, the datasets' scaling; 8- and
-16-bit PNGs are divided by 255 / 65535), and, when labelled, the reference's class names (class counts that
-differ from the reference's are recorded beside the result, and warned about). Anything else is an InputError.
+says so), the run directory's generated-set size (``--n-generated``, default the reference split's: a
+larger set is subsampled, seeded and recorded, a smaller one refused, as the leaderboard never ranks
+cells of different sizes together), pixels in [0, 1] (``scale="peak"`` divides each image by its
+maximum, the datasets' scaling; 8- and 16-bit PNGs are divided by 255 / 65535), and, when labelled, the
+reference's class names (class counts that differ from the reference's are recorded beside the result,
+and warned about). Anything else is an InputError.
 
 Run directory (``out``, shared with ``radiobench run``)::
 
@@ -72,6 +75,8 @@ class ExternalConfig:
     device: str | None = None
     scale: str = "none"  # "none": pixels must lie in [0, 1]; "peak": each image divided by its maximum
     resize: bool = False  # mean-bin images larger than the reference by an integer factor
+    n_generated: int | None = None  # images scored (None: the run directory's generated-set size, else the
+    # reference split's); a larger set is subsampled (seeded, recorded), a smaller one refused
     reference: bool = True  # evaluate the run directory's real-vs-real row too (once per directory)
 
 
@@ -152,9 +157,11 @@ def _png_full_scale(path: Path) -> float:
 
 # -- checking ----------------------------------------------------------------------------------------
 def check_samples(arrays: dict[str, Any], reference: RadioImages, *, scale: str = "none", resize: bool = False,
-                  source: str = "samples") -> tuple[RadioImages, dict[str, Any]]:
+                  source: str = "samples", n_scored: int | None = None,
+                  rng: np.random.Generator | None = None) -> tuple[RadioImages, dict[str, Any]]:
     """The sample set as a RadioImages comparable with ``reference``, and what was checked and changed
-    (``transforms``); InputError naming the first mismatch."""
+    (``transforms``); InputError naming the first mismatch. ``n_scored``: the number of images to score (a larger
+    set is subsampled without replacement by ``rng``, a smaller one refused)."""
     if scale not in SCALES:
         raise InputError(f"scale must be one of {SCALES}; got {scale!r}")
     images = np.asarray(arrays["images"])
@@ -179,6 +186,8 @@ def check_samples(arrays: dict[str, Any], reference: RadioImages, *, scale: str 
     rh, rw = reference.resolution
     h, w = images.shape[2:]
     masks = arrays.get("masks")
+    if masks is not None and np.ndim(masks) == 3:  # (N, H, W): one channel
+        masks = np.asarray(masks)[:, None]
     if (h, w) != (rh, rw):
         factor = h // rh
         if not resize or h % rh or w % rw or w // rw != factor:
@@ -203,6 +212,25 @@ def check_samples(arrays: dict[str, Any], reference: RadioImages, *, scale: str 
         raise InputError(f"{source}: pixels lie in [{lo:.4g}, {hi:.4g}]; the reference is scaled to [0, 1] "
                          "(each image divided by its peak: --scale peak does that)")
     images = np.clip(images, 0.0, 1.0).astype(np.float32)
+    total = len(images)
+    for k in ("labels", "peak_flux"):
+        if arrays.get(k) is not None and np.shape(arrays[k]) != (total,):
+            raise InputError(f"{source}: {k} must have shape ({total},); got {np.shape(arrays[k])}")
+    if masks is not None and np.shape(masks) != images.shape:
+        raise InputError(f"{source}: masks must have the images' shape {images.shape}; got {np.shape(masks)}")
+    if n_scored is not None and total != n_scored:
+        n = n_scored
+        if total < n:
+            raise InputError(f"{source}: {total} images; the run directory's rows score {n} generated images "
+                             f"(give --n-generated {total} with another --out, or draw more images)")
+        keep = np.sort((rng or np.random.default_rng(0)).choice(total, n, replace=False))
+        images = images[keep]
+        masks = None if masks is None else np.asarray(masks)[keep]
+        arrays = {**arrays, **{k: np.asarray(arrays[k])[keep] for k in ("labels", "peak_flux")
+                               if arrays.get(k) is not None}}
+        transforms.append(f"subsampled {total} -> {n} images without replacement (seeded by the row's seed)")
+    else:
+        n = total
     labels, class_names, check = _labels(arrays, reference, n, source, transforms)
     survey = arrays.get("survey") or SurveyInfo(f"external ({reference.survey.name} reference)",
                                                 reference.survey.pixel_scale_arcsec, reference.survey.beam_fwhm_arcsec,
@@ -211,7 +239,8 @@ def check_samples(arrays: dict[str, Any], reference: RadioImages, *, scale: str 
                           peak_flux=arrays.get("peak_flux"), masks=masks)
     if samples.peak_flux is not None and (not np.all(np.isfinite(samples.peak_flux)) or np.any(samples.peak_flux <= 0)):
         raise InputError(f"{source}: peak_flux must be finite and positive (Jy/beam)")
-    return samples, {"n": n, "resolution": [rh, rw], "pixel_range": [lo, hi], "transforms": transforms, **check}
+    return samples, {"n": n, "n_given": total, "resolution": [rh, rw], "pixel_range": [lo, hi],
+                     "transforms": transforms, **check}
 
 
 def _labels(arrays: dict[str, Any], reference: RadioImages, n: int, source: str,
@@ -331,6 +360,9 @@ def evaluate(config: ExternalConfig) -> RunSummary:
     preset = get_preset(config.preset)
     if isinstance(config.seed, bool) or not isinstance(config.seed, (int, np.integer)) or config.seed < 0:
         raise InputError(f"the seed must be a non-negative integer; got {config.seed!r}")
+    if config.n_generated is not None and (isinstance(config.n_generated, bool) or not isinstance(
+            config.n_generated, (int, np.integer)) or config.n_generated < 2):
+        raise InputError(f"--n-generated must be an integer >= 2; got {config.n_generated!r}")
     if config.scale not in SCALES:
         raise InputError(f"--scale must be one of {', '.join(SCALES)}; got {config.scale!r}")
     source = Path(config.samples)
@@ -347,13 +379,16 @@ def evaluate(config: ExternalConfig) -> RunSummary:
     if len(reference) == 0 or len(train) == 0:
         raise InputError(f"dataset {config.dataset!r} has an empty train or reference split")
     arrays, source_sha = read_samples(source, reference.class_names)
-    samples, checks = check_samples(arrays, reference, scale=config.scale, resize=config.resize, source=str(source))
+    n_generated = config.n_generated or _directory_n_generated(out) or len(reference)
+    samples, checks = check_samples(arrays, reference, scale=config.scale, resize=config.resize, source=str(source),
+                                    n_scored=n_generated, rng=np.random.default_rng([config.seed, 2]))
     # -- checked: from here on things are written
     fingerprint = dataset.fingerprint()
     device = config.device or default_device()
     run_config = RunConfig(generators=[], dataset=config.dataset, out=out, metrics=names, preset=preset.name,
                            seeds=[config.seed], data_dir=config.data_dir, dataset_options=config.dataset_options,
-                           metric_options=config.metric_options, device=device, reference=config.reference)
+                           metric_options=config.metric_options, device=device, reference=config.reference,
+                           n_generated=config.n_generated or _directory_n_generated(out))
     real, real_source = reference_set(dataset, train, reference)
     reference_row = {"source": real_source, "n": len(real), "class_counts": real.class_counts()}
     manifest = _open_manifest(out, run_config, dataset, fingerprint, train, reference,
@@ -388,6 +423,13 @@ def evaluate(config: ExternalConfig) -> RunSummary:
     evaluate_row(rowdir, samples, reference, metrics, context(config.seed), inputs=inputs, supports=supports,
                  provenance=provenance, summary=summary, label=label)
     return summary
+
+
+def _directory_n_generated(out: Path) -> int | None:
+    """The generated-set size the run directory's manifest asks for (None: the reference split's)."""
+    manifest = custody.record(out / "manifest.json", config=dict) if (out / "manifest.json").exists() else None
+    n = (manifest or {}).get("config", {}).get("n_generated")
+    return n if isinstance(n, int) and not isinstance(n, bool) and n >= 2 else None
 
 
 def _check_name(name: str, out: Path, seed: int) -> None:

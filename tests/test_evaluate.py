@@ -121,10 +121,12 @@ def test_bad_sets_are_refused_before_anything_is_written(tmp_path):
     for message, path in cases.items():
         resize = message == "not an integer multiple"
         with pytest.raises(InputError, match=message):
-            evaluate(_external(path, out, "x", metrics=["pixel_w1"], resize=resize))
+            evaluate(_external(path, out, "x", metrics=["pixel_w1"], resize=resize, n_generated=6))
         assert not out.exists()
     with pytest.raises(InputError, match="is a radiobench generator"):
         evaluate(_external(tmp_path / "small.npz", out, "replay", metrics=["pixel_w1"]))
+    with pytest.raises(InputError, match="6 images; the run directory's rows score 48"):
+        evaluate(_external(_npz(tmp_path / "six.npz", images=good), out, "x", metrics=["pixel_w1"]))
     with pytest.raises(InputError, match="no such file"):
         evaluate(_external(tmp_path / "missing.npz", out, "x", metrics=["pixel_w1"]))
     assert not out.exists()
@@ -141,7 +143,7 @@ def test_stated_transforms_and_cli(tmp_path, capsys):
             *[f"--dataset-option={k}={v}" for k, v in DATA.items()]]
     assert main(base) == 2 and "80x80, the reference 40x40" in capsys.readouterr().err
     assert not out.exists()
-    assert main([*base, "--resize", "--scale", "peak", "--seed", "3"]) == 0
+    assert main([*base, "--resize", "--scale", "peak", "--seed", "3", "--n-generated", "8"]) == 0
     info = json.loads((out / "mine" / "seed-3" / "samples.json").read_text())
     assert any("mean-binned 2x2" in t for t in info["checks"]["transforms"])
     assert any("scale=peak" in t for t in info["checks"]["transforms"])
@@ -161,13 +163,13 @@ def test_npy_stack_and_png_folder(tmp_path):
     stack = rng.uniform(0, 1, (5, 1, 40, 40)).astype(np.float32)
     np.save(tmp_path / "stack.npy", stack)
     out = tmp_path / "out"
-    assert not evaluate(_external(tmp_path / "stack.npy", out, "stack", metrics=["pixel_w1"])).failed
+    assert not evaluate(_external(tmp_path / "stack.npy", out, "stack", metrics=["pixel_w1"], n_generated=5)).failed
     assert np.array_equal(RadioImages.load(out / "stack" / "seed-0" / "samples.npz").images, stack)
     pngs = tmp_path / "pngs"
     pngs.mkdir()
     for i, img in enumerate((stack[:, 0] * 255).round().astype(np.uint8)):
         Image.fromarray(img, mode="L").save(pngs / f"{i}.png")
-    assert not evaluate(_external(pngs, out, "pngs", metrics=["pixel_w1"])).failed
+    assert not evaluate(_external(pngs, out, "pngs", metrics=["pixel_w1"])).failed  # 5: the directory's size
     info = json.loads((out / "pngs" / "seed-0" / "samples.json").read_text())
     assert any("PNG" in t for t in info["checks"]["transforms"]) and not info["checks"]["labelled"]
     got = RadioImages.load(out / "pngs" / "seed-0" / "samples.npz").images
@@ -198,3 +200,16 @@ def test_disk_memo_keeps_real_outputs_of_these_weights_only(tmp_path):
     (f,) = (tmp_path / "statistics").iterdir()
     f.write_bytes(b"garbage")
     assert "evaluators/byol_features/fp1/realhash" not in memo("w1")
+
+
+def test_a_larger_set_is_subsampled_to_the_directory_size_and_said_so(tmp_path):
+    rng = np.random.default_rng(3)
+    path = _npz(tmp_path / "big.npz", images=rng.uniform(0, 1, (60, 40, 40)), labels=np.arange(60) % 4)
+    out = tmp_path / "out"
+    assert not evaluate(_external(path, out, "big", metrics=["pixel_w1"], reference=False)).failed
+    info = json.loads((out / "big" / "seed-0" / "samples.json").read_text())
+    assert info["n"] == 48 and info["checks"]["n_given"] == 60
+    assert any("subsampled 60 -> 48" in t for t in info["checks"]["transforms"])
+    assert sum(info["checks"]["class_counts"].values()) == 48
+    rec = json.loads((out / "big" / "seed-0" / "metrics" / "pixel_w1.json").read_text())
+    assert rec["result"]["n_generated"] == 48 and rec["provenance"]["n_generated"] == 48
