@@ -449,14 +449,15 @@ def _check_name(name: str, out: Path, seed: int) -> None:
 
 def _store_samples(rowdir: Path, samples: RadioImages, source: Path, source_sha: str,
                    checks: dict[str, Any]) -> dict[str, Any]:
-    """Write the checked set and its record into ``rowdir`` (kept as they are when they already hold it)."""
+    """Write the checked set and its record into ``rowdir`` (the stored file is kept when it holds this set:
+    ``np.savez`` files differ byte-wise between writes, and its sha256 is what the metric records name)."""
     path, info_path = rowdir / "samples.npz", rowdir / "samples.json"
     content = custody.set_sha256(samples)
-    info = custody.record(info_path) if path.exists() else None
-    if info is not None and info.get("content_sha256") == content and info.get("sha256") == sha256_file(path):
-        return info
-    samples.save(path)
+    old = custody.record(info_path) if path.exists() else None
+    if old is None or old.get("content_sha256") != content or old.get("sha256") != sha256_file(path):
+        samples.save(path)
     info = {"external": True, "source": str(source.resolve()), "source_sha256": source_sha, "n": len(samples),
             "sha256": sha256_file(path), "content_sha256": content, "checks": checks}
-    write_json(info_path, info)
+    if info != old:
+        write_json(info_path, info)
     return info
