@@ -159,6 +159,47 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 1 if summary.failed else 0
 
 
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from .external import ExternalConfig, evaluate
+
+    config = ExternalConfig(
+        samples=Path(args.samples), dataset=args.dataset, out=Path(args.out), name=args.name, seed=args.seed,
+        preset=args.preset, metrics=args.metrics or None, metric_options=metric_options(args.metric_option),
+        data_dir=args.data_dir, dataset_options=dataset_options(args.dataset_option), device=args.device,
+        scale=args.scale, resize=args.resize, reference=not args.no_reference, n_generated=args.n_generated,
+    )
+    summary = evaluate(config)
+    print(f"run directory: {summary.out}")
+    print(f"  done {len(summary.done)}, reused {len(summary.reused)}, skipped {len(summary.skipped)}, "
+          f"failed {len(summary.failed)}")
+    for label in summary.failed:
+        print(f"  FAILED {label}: see {summary.record_of(label)}")
+    print(f"next: radiobench leaderboard {summary.out}")
+    return 1 if summary.failed else 0
+
+
+def add_evaluate_parser(sub) -> None:
+    s = sub.add_parser("evaluate", help="score samples made elsewhere (folder of FITS/PNG/NPY, .npz, .npy) as a row")
+    s.add_argument("samples", help="folder of FITS/PNG/NPY images (optional labels.csv: file,label), .npz or .npy")
+    s.add_argument("--dataset", required=True)
+    s.add_argument("--out", required=True, help="run directory (may be one `radiobench run` wrote)")
+    s.add_argument("--name", help="the row's name (default: the samples' file or folder name)")
+    s.add_argument("--seed", type=int_at_least(0), default=0, help="the row's seed (default 0)")
+    s.add_argument("--preset", default="smoke", help="smoke | cpu | paper (default smoke)")
+    s.add_argument("--metrics", type=_names, help="comma-separated metric names (default: all that apply)")
+    s.add_argument("--metric-option", action="append", default=[], metavar="METRIC.KEY=VALUE")
+    s.add_argument("--data-dir", help="local copy of the dataset's raw files")
+    s.add_argument("--dataset-option", action="append", default=[], metavar="KEY=VALUE")
+    s.add_argument("--device", help="cpu, cuda, cuda:1 (default: cuda when available)")
+    s.add_argument("--scale", default="none", choices=["none", "peak"],
+                   help="none: pixels must lie in [0, 1]; peak: divide each image by its maximum")
+    s.add_argument("--resize", action="store_true", help="mean-bin larger images by an integer factor")
+    s.add_argument("--n-generated", type=int_at_least(2), default=None, metavar="N",
+                   help="images scored (default: the run directory's generated-set size); larger sets are subsampled")
+    s.add_argument("--no-reference", action="store_true", help="skip the real-vs-real reference row")
+    s.set_defaults(func=cmd_evaluate)
+
+
 def cmd_leaderboard(args: argparse.Namespace) -> int:
     from .leaderboard import collect, render
 
@@ -231,6 +272,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     s.set_defaults(func=cmd_run)
 
+    add_evaluate_parser(sub)
+
     s = sub.add_parser("leaderboard", help="tables from run directories")
     s.add_argument("runs", nargs="+")
     s.add_argument("--format", default="md", choices=["md", "csv", "tex", "html"])
@@ -264,7 +307,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # arguments that name files or folders (of every subcommand): OS errors on these are the user's to fix
-PATH_ARGS = ("out", "runs", "run", "to", "output", "data_dir", "archive", "cache_dir")
+PATH_ARGS = ("out", "runs", "run", "to", "output", "data_dir", "archive", "cache_dir", "samples")
 
 
 def _user_path(exc: OSError, args: argparse.Namespace) -> str | None:

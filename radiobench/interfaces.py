@@ -328,6 +328,7 @@ class Metric(Plugin, ABC):
     # ``evaluator_seed`` (options.EVALUATOR_SEED: which evaluator networks the metric's context names)
     OPTIONS: ClassVar[Options | None] = None
     task: ClassVar[str] = "generation"  # the datasets' task it scores (``TASKS``)
+    default: ClassVar[bool] = True  # False: opt-in, run only when --metrics names it (costly metrics)
 
     def __init__(self, preset: str | None = None, **options: Any):
         declared = self.OPTIONS

@@ -192,6 +192,8 @@ def _read_seed(g: dict[str, Any], manifest: dict[str, Any], name: str, seed_dir:
     recs = [_read_record(m) for m in sorted((seed_dir / "metrics").glob("*.json"))]
     fit = _optional_json(seed_dir / "checkpoint" / "fit.json")
     samples = _optional_json(seed_dir / "samples.json") or {}
+    if samples.get("external"):  # scored by ``radiobench evaluate``: samples made elsewhere
+        g.setdefault("external", set()).add(name)
     config = _configuration(recs)
     # the same seed of a row in several runs (each run's reference row: seed 0) is one seed, never two:
     # identical records are kept once; different ones make a row per run
@@ -300,7 +302,8 @@ def _build_table(key: tuple[str, str, str], g: dict[str, Any]) -> Table:
     split = {(n, c) for n, c, origin in row_keys if origin}
 
     def base(name: str, config: str) -> str:
-        return g["ref_label"] if name == REFERENCE_ROW else name if variants[name] == 1 else f"{name} [{config}]"
+        shown = f"{name} (external)" if name in g.get("external", ()) else name
+        return g["ref_label"] if name == REFERENCE_ROW else shown if variants[name] == 1 else f"{shown} [{config}]"
 
     def label(name: str, config: str, origin: str) -> str:
         runs = g["origins"].get((name, config, origin)) if (name, config) in split else None

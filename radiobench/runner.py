@@ -190,8 +190,7 @@ def _checked(config: RunConfig, preset: Preset, device: str) -> tuple[dict[str, 
             raise
         except (TypeError, ValueError) as err:  # an undeclared keyword, a value of the wrong kind
             raise InputError(f"generator {name!r} does not take the options {opts}: {err}") from None
-    metric_names = config.metrics if config.metrics is not None else [
-        m for m in registry.names("metrics") if registry.metric(m).task == dataset_cls.task]
+    metric_names = config.metrics if config.metrics is not None else default_metrics(dataset_cls.task)
     if config.metrics is None:  # every metric that applies: say which installed ones cannot be used
         for entry in registry.listing("metrics"):
             if entry.broken:
@@ -206,6 +205,11 @@ def _checked(config: RunConfig, preset: Preset, device: str) -> tuple[dict[str, 
     ds_opts = {k: v for k, v in config.dataset_options.items() if k != "resolution"}
     dataset = dataset_cls(resolution=resolution, data_dir=config.data_dir, **ds_opts)
     return gen_classes, metrics, dataset
+
+
+def default_metrics(task: str = "generation") -> list[str]:
+    """Every usable registered metric of ``task`` but the opt-in ones (``Metric.default`` False: name them)."""
+    return [m for m in registry.names("metrics") if registry.metric(m).task == task and registry.metric(m).default]
 
 
 def build_metrics(names: list[str], options: Mapping[str, Mapping[str, Any]], preset: str) -> dict[str, Metric]:
