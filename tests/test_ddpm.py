@@ -7,11 +7,11 @@ import csv
 import numpy as np
 import pytest
 import torch
+from test_edm import blobs
 
 from radiobench.types import Conditions, InputError
 from radiobench_plugins.generators._diffusion import guided_eps, linear_scheduler, reverse_chain
 from radiobench_plugins.generators.ddpm import DDPM
-from test_edm import blobs
 
 torch.set_num_threads(1)
 TINY = dict(channels=(8, 16), layers_per_block=1, attn_levels=(1,), num_steps=4, progress=False)

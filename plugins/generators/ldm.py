@@ -30,7 +30,6 @@ from radiobench.training import EMA, TrainingRun
 from radiobench.types import Conditions, InputError, RadioImages
 
 from ._diffusion import (
-    DIFFUSION_OPTIONS,
     epsilon_loss,
     group_norm_groups,
     guided_eps,
@@ -55,13 +54,13 @@ LDM_OPTIONS = Options(
     ae_attention=Option(bool, False, presets={"paper": True}),
     latent_channels=Option(int, 3, low=1),
     kl_weight=replace(POSITIVE, default=1e-6),  # λ_KL of Rombach et al.'s KL-f4
-    ae_steps=Option(int, presets={"smoke": 20, "cpu": 1500, "paper": 100_000}, low=0),
+    ae_steps=Option(int, presets={"smoke": 20, "cpu": 300, "paper": 100_000}, low=0),  # cpu: ~10 min (README)
     ae_lr=replace(POSITIVE, default=1e-3, presets={"paper": 1e-4}),
 ).with_defaults(
     # stage 2: the latent U-Net. paper: LDM-4's (224·(1, 2, 3), attention at the two coarser levels)
     channels={"smoke": (16, 32), "cpu": (64, 128), "paper": (224, 448, 672)},
     attn_levels={"smoke": (), "cpu": (1,), "paper": (1, 2)},
-    steps={"smoke": 20, "cpu": 3000, "paper": 200_000},
+    steps={"smoke": 20, "cpu": 1400, "paper": 200_000},  # cpu: ~20 min
     batch_size={"smoke": 8, "cpu": 32, "paper": 64},
     lr={"smoke": 2e-3, "cpu": 1e-3, "paper": 1e-4},
 )
