@@ -160,3 +160,16 @@ def test_fit_lowers_the_loss_and_an_interrupted_fit_resumes_to_the_same_weights(
     np.testing.assert_allclose([float(r["loss"]) for r in rows[1]], [float(r["loss"]) for r in rows[0]], rtol=1e-5)
     for p, q in zip(resumed.nets["unet"].parameters(), full.nets["unet"].parameters()):
         torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("p,trained_rows", [(1.0, [3]), (0.0, [0, 1, 2])])
+def test_condition_dropout_trains_the_null_class(p, trained_rows):
+    """The class embedding has a row per class and one for ∅ (= n_classes); with dropout 1 only ∅ is trained,
+    with dropout 0 only the real classes are."""
+    g = DDPM("smoke", **TINY, steps=0, ema=0.0)
+    g.fit(blobs(12), seed=0)
+    before = g.nets["unet"].class_embedding.weight.detach().clone()
+    h = DDPM("smoke", **TINY, steps=3, ema=0.0, cond_dropout=p)
+    h.fit(blobs(12), seed=0)
+    changed = (h.nets["unet"].class_embedding.weight.detach() != before).any(dim=1)
+    assert before.shape[0] == 4 and changed.nonzero().flatten().tolist() == trained_rows

@@ -27,7 +27,7 @@ DIFFUSION_OPTIONS = Options(
     timesteps=Option(int, 1000, low=2),  # T
     beta_start=replace(POSITIVE, default=1e-4),  # linear β schedule of Ho et al. (2020)
     beta_end=replace(POSITIVE, default=0.02),
-    cond_dropout=replace(PROBABILITY, default=0.1),  # condition replaced by the null token ∅ in training
+    cond_dropout=Option(float, 0.1, low=0.0, high=1.0),  # condition replaced by the null token ∅ in training
     ema=replace(PROBABILITY, default=0.0),  # decay of the weights' average used for sampling; 0: none
     sampler=Option(str, "ddpm", sampling=True, choices=("ddpm", "ddim")),
     num_steps=Option(int, None, sampling=True, nullable=True, low=1),  # None: all T steps

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from diffusers import DDPMScheduler, UNet2DModel
 
-from radiobench.options import Option, Options
+from radiobench.options import PROBABILITY, Option, Options
 from radiobench.seeding import PerImageRandom
 from radiobench.training import EMA, TrainingRun
 from radiobench.types import InputError, RadioImages
@@ -45,7 +45,7 @@ DDPM_OPTIONS = Options(
     channels=Option((int,), presets={"smoke": (8, 16), "cpu": (32, 64, 64), "paper": (128, 256, 256, 256)}, low=1),
     layers_per_block=Option(int, 2, presets={"smoke": 1, "cpu": 1}, low=1),
     attn_levels=Option((int,), presets={"smoke": (), "cpu": (2,), "paper": (2,)}, low=0),
-    dropout=replace(DIFFUSION_OPTIONS["cond_dropout"], default=0.0, presets={"paper": 0.1}),
+    dropout=replace(PROBABILITY, default=0.0, presets={"paper": 0.1}),
     lr_warmup=Option(int, 0, presets={"cpu": 50, "paper": 5000}, low=0),
 ).with_defaults(
     steps={"smoke": 20, "cpu": 700, "paper": 800_000},  # cpu: ~28 min on one idle core (README); Ho et al.: 800k
