@@ -15,7 +15,7 @@ from radiobench.types import InputError
 ROOT = Path(__file__).resolve().parents[1]
 BUILTINS = {
     "datasets": {"first", "mirabest", "synthetic", "folder"},
-    "generators": {"replay", "pixel_floor", "edm", "cvae", "dcgan", "pggan"},
+    "generators": {"replay", "pixel_floor", "edm", "ddpm", "ldm", "cvae", "dcgan", "pggan"},
     "metrics": {"pixel_w1", "pixel_ks", "mean_w1", "mean_ks", "std_w1", "std_ks"},
 }
 
