@@ -8,7 +8,9 @@ each image and returns one ``SourceFit`` per image (a failure is recorded in it,
 Speed: a plain ``bdsf.process_image`` call spends most of its time in PyBDSF's own ``gc.collect()`` calls,
 which walk every object the process holds (torch's included). ``process_one`` freezes the collector around
 the call (``gc.freeze`` moves the heap out of its reach; ``gc.disable`` stops automatic passes) and sets
-``ncores=1``; ``find_sources`` spreads chunks of images over a forkserver process pool. Each call works in a
+``ncores=1``; ``find_sources`` spreads chunks of images over a spawned process pool (fresh interpreters:
+nothing of the caller's heap, torch included; forkserver would leave its socket directory in $TMPDIR until
+the caller exits). Each call works in a
 temporary directory that is removed afterwards (PyBDSF writes its log beside its input), so nothing is left
 behind. PyBDSF's arrays are transposed ((x, y) = (column, row)); the model images returned here are (row,
 column) like the input.
@@ -107,7 +109,8 @@ def _check_header(header: Mapping[str, Any], shape: tuple[int, int]) -> None:
     if "RESTFREQ" not in header and "FREQ" not in header:
         raise InputError("PyBDSF header lacks RESTFREQ (the observing frequency)")
     if (header.get("NAXIS1"), header.get("NAXIS2")) not in ((shape[1], shape[0]), (None, None)):
-        raise InputError(f"header is for {header.get('NAXIS2')}x{header.get('NAXIS1')} images; got {shape[0]}x{shape[1]}")
+        raise InputError(f"header is for {header.get('NAXIS2')}x{header.get('NAXIS1')} images; "
+                         f"got {shape[0]}x{shape[1]}")
     if not (float(header["BMAJ"]) > 0 and float(header["BMIN"]) > 0):
         raise InputError("header beam BMAJ/BMIN must be positive (degrees)")
 
@@ -125,6 +128,8 @@ def process_one(image: np.ndarray, header: Any, options: Mapping[str, Any] | Non
     """PyBDSF on one (H, W) image with ``header``; ``options`` over ``TABLE5``. ``tuned`` (default): the
     collector frozen around the call and ``ncores=1``; False: the plain call (for benchmarks). The FITS
     file and PyBDSF's log live in a temporary directory (inside ``workdir`` when given) that is removed."""
+    import logging
+
     import bdsf
     from astropy.io import fits
 
@@ -135,7 +140,8 @@ def process_one(image: np.ndarray, header: Any, options: Mapping[str, Any] | Non
     with tempfile.TemporaryDirectory(prefix="radiobench-pybdsf-", dir=workdir) as tmp:
         path = os.path.join(tmp, "image.fits")
         fits.PrimaryHDU(image, header=header).writeto(path)
-        was_enabled = gc.isenabled()
+        was_enabled, disabled = gc.isenabled(), logging.root.manager.disable
+        logging.disable(logging.ERROR)  # PyBDSF logs pages per image (its own log file is in ``tmp``)
         if tuned:
             gc.collect()
             gc.freeze()
@@ -148,6 +154,7 @@ def process_one(image: np.ndarray, header: Any, options: Mapping[str, Any] | Non
         except Exception as exc:  # noqa: BLE001 - PyBDSF signals a bad image by any exception; recorded per image
             return SourceFit(model=None, error=f"{type(exc).__name__}: {exc}".strip()[:300])
         finally:
+            logging.disable(disabled)
             if tuned:
                 gc.unfreeze()
                 if was_enabled:
@@ -193,5 +200,5 @@ def find_sources(images: np.ndarray, header: Any, options: Mapping[str, Any] | N
 
     text = header.tostring()
     parts = [arr[i:i + chunk] for i in range(0, len(arr), chunk)]
-    with ProcessPoolExecutor(workers, mp_context=mp.get_context("forkserver")) as pool:
+    with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
         return [fit for part in pool.map(_chunk, parts, [text] * len(parts), [opts] * len(parts)) for fit in part]

@@ -13,10 +13,11 @@ sets carry peak fluxes, the Delta+ - peak-flux relation (binned medians with CIs
 correlation; paper 000 Fig. 17) are in the details.
 
 Thresholded data (``first``: every pixel below 3 sigma set to 0) have no noise floor and PyBDSF stops on an
-"unphysical rms"; so does ``mirabest`` (negative pixels clipped to 0). Option ``noise_floor`` (default "auto":
-1e-2, as paper 000's code, when more than 10% of the reference pixels are exactly 0, else 0) adds Gaussian noise of noise_floor x (image peak) to every
-image of both sets, drawn from per-image seeds (``radiobench.seeding.image_seeds``) of the metric's seed;
-the value used is recorded. The real side is cached by content in ``<cache>/pybdsf/``.
+"unphysical rms"; so does ``mirabest`` (negative pixels clipped to 0). Option ``noise_floor`` (default
+"auto": 1e-2, as paper 000's code, when more than 10% of the reference pixels are exactly 0, else 0) adds
+Gaussian noise of noise_floor x (image peak) to every image of both sets, drawn from per-image seeds
+(``radiobench.seeding.image_seeds``) of the metric's seed; the level used is recorded. The real side is
+cached by content in ``<cache>/pybdsf/``.
 """
 from __future__ import annotations
 
@@ -124,22 +125,29 @@ class _PyBDSFDistance(Metric):
                     np.savez(fh, **out)
         return out
 
-    def compute(self, real: RadioImages, generated: RadioImages, context: MetricContext) -> MetricResult:
-        if real.images.shape[1:] != generated.images.shape[1:]:
-            raise InputError(f"{self.name}: real images {real.images.shape[1:]} and generated images "
-                             f"{generated.images.shape[1:]} differ in shape")
+    def values(self, real: RadioImages, generated: RadioImages, context: MetricContext) -> dict[str, Any]:
+        """Per-image quantities of both sets ({"real": {...}, "generated": {...}}: each quantity, ``status``
+        0 ok / 1 no source / 2 failed, ``peak``, ``errors``), memoised in ``context`` for all four metrics."""
         header = fits_header(real.survey, real.images.shape[2:])  # InputError before any work
         level = self.noise_level(real)
         seed = zlib.crc32(f"pybdsf-noise:{context.seed}".encode())
-        both_key = f"pybdsf:{_digest(real.images)}:{_digest(generated.images)}:{level}:seed-{context.seed}"
+        key = f"pybdsf:{_digest(real.images)}:{_digest(generated.images)}:{level}:seed-{context.seed}"
 
         def both() -> dict[str, Any]:
             r = context.remember(f"pybdsf:real:{_digest(real.images)}:{level}:{context.seed}",
                                  lambda: self._run(real.images[:, 0], header, level, seed, context, cache=True))
             g = self._run(generated.images[:, 0], header, level, seed, context, cache=False)
-            return {"real": r, "generated": g}
+            return {"real": r, "generated": g, "header": header, "noise_floor": level, "noise_seed": seed,
+                    "key": key}
 
-        res = context.remember(both_key, both)
+        return context.remember(key, both)
+
+    def compute(self, real: RadioImages, generated: RadioImages, context: MetricContext) -> MetricResult:
+        if real.images.shape[1:] != generated.images.shape[1:]:
+            raise InputError(f"{self.name}: real images {real.images.shape[1:]} and generated images "
+                             f"{generated.images.shape[1:]} differ in shape")
+        res = self.values(real, generated, context)
+        header, level, seed, both_key = res["header"], res["noise_floor"], res["noise_seed"], res["key"]
         r, g = res["real"], res["generated"]
         a, b = r[self.quantity], g[self.quantity]
         a, b = a[np.isfinite(a)], b[np.isfinite(b)]
@@ -160,7 +168,7 @@ class _PyBDSFDistance(Metric):
         iv = ClusterDistance(a[:, None], b[:, None]).compute(context.n_bootstrap, context.rng(both_key + self.quantity))
         details["ks"] = {"value": iv["ks"].value, "ci_low": iv["ks"].low, "ci_high": iv["ks"].high}
         lo, hi = float(min(a.min(), b.min())), float(max(a.max(), b.max()))
-        bins = np.arange(-0.5, hi + 1.5) if self.quantity in ("nsrc",) else np.linspace(lo, hi if hi > lo else lo + 1, 31)
+        bins = np.arange(-0.5, hi + 1.5) if self.quantity == "nsrc" else np.linspace(lo, max(hi, lo + 1e-9), 31)
         details["histograms"] = {"real": poisson_histogram(a, bins), "generated": poisson_histogram(b, bins)}
         if self.quantity == "dplus":
             details["peak_flux_relation"] = {
