@@ -115,6 +115,17 @@ def _check_header(header: Mapping[str, Any], shape: tuple[int, int]) -> None:
         raise InputError("header beam BMAJ/BMIN must be positive (degrees)")
 
 
+def _bdsf() -> Any:
+    """The bdsf module, imported without its side effect on the caller: its ``gaul2srl`` sets
+    ``numpy.seterr(divide='raise')`` for the whole process at import (restored here)."""
+    saved = np.geterr()
+    try:
+        import bdsf
+    finally:
+        np.seterr(**saved)
+    return bdsf
+
+
 def _source_row(src: Any) -> dict[str, float]:
     ra, dec = src.posn_sky_centroid[:2]
     bmaj, bmin, bpa = src.size_sky[:3]
@@ -130,9 +141,9 @@ def process_one(image: np.ndarray, header: Any, options: Mapping[str, Any] | Non
     file and PyBDSF's log live in a temporary directory (inside ``workdir`` when given) that is removed."""
     import logging
 
-    import bdsf
     from astropy.io import fits
 
+    bdsf = _bdsf()
     image = np.asarray(image, np.float32)
     kw = {**TABLE5, **(options or {}), "quiet": True}
     if tuned:
@@ -143,11 +154,13 @@ def process_one(image: np.ndarray, header: Any, options: Mapping[str, Any] | Non
         was_enabled, disabled = gc.isenabled(), logging.root.manager.disable
         logging.disable(logging.ERROR)  # PyBDSF logs pages per image (its own log file is in ``tmp``)
         if tuned:
-            gc.collect()
             gc.freeze()
             gc.disable()
         try:
-            img = bdsf.process_image(path, outdir=tmp, **kw)
+            # numpy errors ignored, as PyBDSF leaves them globally after its first moment analysis
+            # (functions.momanalmask_gaus): every image gets the same state whatever came before it
+            with np.errstate(all="ignore"):
+                img = bdsf.process_image(path, outdir=tmp, **kw)
             model = np.asarray(img.model_gaus_arr, np.float32).T.copy() if img.ngaus else np.zeros_like(image)
             return SourceFit(model=model, sources=[_source_row(s) for s in getattr(img, "sources", [])],
                              n_gaussians=int(img.ngaus), beam_area_pix=float(img.pixel_beamarea()))

@@ -77,6 +77,19 @@ def test_header_from_survey_and_a50():
     assert a50(m) == 2 and np.isnan(a50(np.zeros((3, 3))))
 
 
+def test_dataset_gives_its_header():
+    """Dataset.fits_header: the survey metadata of the reference split as a FITS header (synthetic: FIRST's
+    beam and frequency, 144" fields); a survey without a beam is a clear InputError."""
+    from radiobench_plugins.datasets.synthetic import SyntheticDataset
+
+    ds = SyntheticDataset(resolution=40, n_train=4, n_valid=2, n_test=4)
+    h = ds.fits_header()
+    assert (h["NAXIS1"], h["NAXIS2"]) == (40, 40) and h["CDELT2"] * 3600 == pytest.approx(144 / 40)
+    assert h["BMAJ"] * 3600 == pytest.approx(5.4) and h["RESTFREQ"] == pytest.approx(1.4e9)
+    with pytest.raises(InputError, match="frequency_hz"):
+        fits_header(dataclasses.replace(FIRST, frequency_hz=None), (40, 40))
+
+
 @needs_mirabest
 def test_bad_header_is_a_clear_error_before_work(tmp_path):
     raw, _ = _fits(2)
@@ -193,3 +206,17 @@ def test_no_files_left_behind(tmp_path, monkeypatch):
     assert all(f.error is None and f.n_sources == 1 for f in fits_), [f.error for f in fits_]
     assert os.listdir(scratch) == [] and os.listdir(work) == []
     assert (sorted(os.listdir(SHARED)) if SHARED.is_dir() else []) == data_before
+
+
+@needs_mirabest
+def test_failures_are_counted_not_dropped(tmp_path):
+    """Without the noise floor, clipped images make PyBDSF stop ("unphysical rms"): counted per set with the
+    message, the distance NaN with a reason, never raised or silently dropped."""
+    raw, _ = _fits(2)
+    real = _scaled(raw)
+    ctx = MetricContext("x", "x", real, SMOKE, cache_dir=tmp_path / "cache")
+    r = PyBDSFFluxW1(noise_floor=0).compute(real, real, ctx)
+    counts = r.details["counts"]
+    assert counts["real"]["failed"] == counts["generated"]["failed"] == 2
+    assert "unphysical rms" in counts["real"]["errors"][0]
+    assert np.isnan(r.value) and r.details["noise_floor"] == 0 and "reason" in r.details

@@ -172,7 +172,7 @@ class _PyBDSFDistance(Metric):
         details["histograms"] = {"real": poisson_histogram(a, bins), "generated": poisson_histogram(b, bins)}
         if self.quantity == "dplus":
             details["peak_flux_relation"] = {
-                name: flux_relation(s["dplus"], flux) for name, s, flux in
+                name: flux_relation(s["dplus"], flux, seed=context.seed) for name, s, flux in
                 (("real", r, real.peak_flux), ("generated", g, generated.peak_flux)) if flux is not None}
         w1 = iv["w1"]
         return MetricResult(self.name, w1.value, w1.low, w1.high, "lower", len(real), len(generated), self.unit,
