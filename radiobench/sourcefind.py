@@ -181,6 +181,18 @@ def _chunk(images: np.ndarray, header_text: str, options: dict[str, Any]) -> lis
     return [process_one(im, header, options) for im in images]
 
 
+# run first in each pool worker (by ``exec``, a builtin: nothing of radiobench is imported to run it): the
+# ``radiobench`` package as a bare namespace, so that loading this module there does not run the package's
+# ``__init__``, which imports torch (seconds per worker, and a larger heap for PyBDSF's collector)
+_WORKER_INIT = (
+    "import sys, types\n"
+    "if 'radiobench' not in sys.modules:\n"
+    "    pkg = types.ModuleType('radiobench')\n"
+    "    pkg.__path__ = [{path!r}]\n"
+    "    sys.modules['radiobench'] = pkg\n"
+)
+
+
 def default_workers() -> int:
     """Worker processes for ``find_sources``: the cores this process may use (``RADIOBENCH_PYBDSF_WORKERS``
     overrides)."""
@@ -213,5 +225,7 @@ def find_sources(images: np.ndarray, header: Any, options: Mapping[str, Any] | N
 
     text = header.tostring()
     parts = [arr[i:i + chunk] for i in range(0, len(arr), chunk)]
-    with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
+    init = _WORKER_INIT.format(path=str(Path(__file__).resolve().parent))
+    with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=exec,
+                             initargs=(init,)) as pool:
         return [fit for part in pool.map(_chunk, parts, [text] * len(parts), [opts] * len(parts)) for fit in part]
