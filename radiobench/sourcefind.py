@@ -34,6 +34,7 @@ __all__ = ["TABLE5", "SourceFit", "fits_header", "process_one", "find_sources", 
 # paper 000 Table 5: island threshold, pixel threshold, constant mean, rms map, hard thresholds
 TABLE5: dict[str, Any] = {"thresh_isl": 5.0, "thresh_pix": 0.5, "mean_map": "const", "rms_map": True,
                           "thresh": "hard"}
+MIN_PER_WORKER = 64  # images per pool worker below which ``find_sources`` starts fewer workers
 POINTING_DEG = (180.0, 30.0)  # the (RA, Dec) every cutout is placed at: the images carry no position
 
 
@@ -206,7 +207,8 @@ def find_sources(images: np.ndarray, header: Any, options: Mapping[str, Any] | N
                  workers: int | None = None, chunk: int = 16) -> list[SourceFit]:
     """PyBDSF (``TABLE5`` updated by ``options``) on each of ``images`` ((N, H, W) or (N, 1, H, W)), all given
     ``header`` (``fits_header``); one ``SourceFit`` per image in order. ``workers`` processes (default
-    ``default_workers()``; 1: in this process) each take ``chunk`` images at a time. InputError before any
+    ``default_workers()``, one per ``MIN_PER_WORKER`` images at most; 1: in this process) each take ``chunk``
+    images at a time. InputError before any
     work for a bad shape, non-finite pixels or a header that does not fit."""
     arr = np.asarray(images, np.float32)
     if arr.ndim == 4 and arr.shape[1] == 1:
@@ -217,7 +219,10 @@ def find_sources(images: np.ndarray, header: Any, options: Mapping[str, Any] | N
         raise InputError("find_sources: images hold NaN or infinite pixels")
     _check_header(header, arr.shape[1:])
     opts = dict(options or {})
-    workers = max(1, min(workers or default_workers(), -(-len(arr) // chunk) if len(arr) else 1))
+    # a worker's start (a fresh interpreter importing bdsf: ~4 s CPU) costs ~36 tuned calls (benchmarks/README.md):
+    # by default a worker per MIN_PER_WORKER images at most; given ``workers`` is taken as it comes
+    cap = workers or max(1, min(default_workers(), len(arr) // MIN_PER_WORKER))
+    workers = max(1, min(cap, -(-len(arr) // chunk) if len(arr) else 1))
     if workers == 1:
         return [process_one(im, header, opts) for im in arr]
     import multiprocessing as mp
