@@ -95,6 +95,15 @@ class Dataset(Plugin, ABC):
                 parts.append(d.labels.tobytes())
         return sha256_bytes(*parts)[:16]
 
+    def fits_header(self, split: str | None = None) -> Any:
+        """The FITS header (astropy) that source finders get for this dataset's images: celestial WCS, pixel
+        scale, restoring beam and frequency from the ``SurveyInfo`` of ``split`` (default the reference split;
+        ``radiobench.sourcefind.fits_header``). InputError when the survey lacks any of them."""
+        from .sourcefind import fits_header
+
+        d = self.load(split or self.reference_split)
+        return fits_header(d.survey, d.images.shape[2:])
+
     def check_split(self, split: str) -> None:
         if split not in self.splits:
             raise InputError(f"dataset {self.name!r} has splits {self.splits}; no split {split!r}")
