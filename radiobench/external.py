@@ -366,7 +366,8 @@ def evaluate(config: ExternalConfig) -> RunSummary:
     out = Path(config.out)
     _check_name(name, out, config.seed)
     _check_out(out)
-    names = config.metrics if config.metrics is not None else default_metrics(registry.dataset(config.dataset).task)
+    task = registry.dataset(config.dataset).task
+    names = config.metrics if config.metrics is not None else default_metrics(task, preset.name)
     metrics = build_metrics(names, config.metric_options, preset.name)
     resolution = config.dataset_options.get("resolution", preset.resolution)
     ds_opts = {k: v for k, v in config.dataset_options.items() if k != "resolution"}

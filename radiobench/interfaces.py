@@ -337,7 +337,9 @@ class Metric(Plugin, ABC):
     # ``evaluator_seed`` (options.EVALUATOR_SEED: which evaluator networks the metric's context names)
     OPTIONS: ClassVar[Options | None] = None
     task: ClassVar[str] = "generation"  # the datasets' task it scores (``TASKS``)
-    default: ClassVar[bool] = True  # False: opt-in, run only when --metrics names it (costly metrics)
+    # the presets whose default metric set holds it (None: every preset; empty: opt-in, run only when --metrics
+    # names it). Costly metrics leave out ``smoke``, whose runs take seconds per generator
+    default_presets: ClassVar[frozenset[str] | None] = None
 
     def __init__(self, preset: str | None = None, **options: Any):
         declared = self.OPTIONS

@@ -190,7 +190,7 @@ def _checked(config: RunConfig, preset: Preset, device: str) -> tuple[dict[str, 
             raise
         except (TypeError, ValueError) as err:  # an undeclared keyword, a value of the wrong kind
             raise InputError(f"generator {name!r} does not take the options {opts}: {err}") from None
-    metric_names = config.metrics if config.metrics is not None else default_metrics(dataset_cls.task)
+    metric_names = config.metrics if config.metrics is not None else default_metrics(dataset_cls.task, preset.name)
     if config.metrics is None:  # every metric that applies: say which installed ones cannot be used
         for entry in registry.listing("metrics"):
             if entry.broken:
@@ -207,9 +207,15 @@ def _checked(config: RunConfig, preset: Preset, device: str) -> tuple[dict[str, 
     return gen_classes, metrics, dataset
 
 
-def default_metrics(task: str = "generation") -> list[str]:
-    """Every usable registered metric of ``task`` but the opt-in ones (``Metric.default`` False: name them)."""
-    return [m for m in registry.names("metrics") if registry.metric(m).task == task and registry.metric(m).default]
+def default_metrics(task: str = "generation", preset: str = "cpu") -> list[str]:
+    """Every usable registered metric of ``task`` whose ``default_presets`` include ``preset`` (the others
+    run when named)."""
+    out = []
+    for name in registry.names("metrics"):
+        cls = registry.metric(name)
+        if cls.task == task and (cls.default_presets is None or preset in cls.default_presets):
+            out.append(name)
+    return out
 
 
 def build_metrics(names: list[str], options: Mapping[str, Mapping[str, Any]], preset: str) -> dict[str, Metric]:

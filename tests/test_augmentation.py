@@ -48,7 +48,7 @@ def test_segmenter_gain_copies_change_little_and_shuffled_masks_hurt(sets):
 def test_opt_in_and_needs_class_conditioning(sets, tmp_path):
     _, test, _ = sets
     cls = registry.metric("augmentation_gain")
-    assert cls.default is False and registry.metric("augmentation_gain_iou").default is False
+    assert cls.default_presets == registry.metric("augmentation_gain_iou").default_presets == frozenset()
     assert "class" in cls().applicable(test, frozenset())
     from radiobench.external import default_metrics
 

@@ -54,7 +54,7 @@ class _AugmentationGain(Metric):
 
     kind: ClassVar[str]
     direction = "higher"
-    default: ClassVar[bool] = False  # not in the default metric set: name it in --metrics
+    default_presets: ClassVar[frozenset[str] | None] = frozenset()  # opt-in: name it in --metrics
     OPTIONS = Options(evaluator_seed=EVALUATOR_SEED)  # the seed both networks train from
 
     def scores(self, module, real: RadioImages, context: MetricContext) -> np.ndarray:

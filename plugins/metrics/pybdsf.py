@@ -28,6 +28,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from radiobench import Metric, MetricContext, MetricResult, RadioImages
+from radiobench.options import Option, Options
 from radiobench.seeding import image_seeds
 from radiobench.sourcefind import TABLE5, SourceFit, find_sources, fits_header
 from radiobench.stats import ClusterDistance, poisson_histogram
@@ -90,15 +91,12 @@ def _digest(a: np.ndarray) -> str:
 class _PyBDSFDistance(Metric):
     quantity: ClassVar[str]
     direction = "lower"
-
-    def __init__(self, noise_floor: float | str = "auto", workers: int | None = None, **options: Any):
-        if noise_floor != "auto" and not (isinstance(noise_floor, (int, float)) and 0 <= noise_floor < 1):
-            raise InputError(f"{self.name}: noise_floor must be 'auto' or a number in [0, 1); got {noise_floor!r}")
-        if workers is not None and (not isinstance(workers, int) or workers < 1):
-            raise InputError(f"{self.name}: workers must be a positive integer; got {workers!r}")
-        if options:
-            raise InputError(f"{self.name}: unknown options {sorted(options)}; known: noise_floor, workers")
-        super().__init__(noise_floor=noise_floor, workers=workers)
+    # a PyBDSF run per set takes minutes at 200 images: not in smoke runs unless named
+    default_presets: ClassVar[frozenset[str] | None] = frozenset({"cpu", "paper"})
+    OPTIONS = Options(
+        noise_floor=Option(float, "auto", choices=("auto",), low=0.0, high=1.0, high_open=True),
+        workers=Option(int, None, nullable=True, low=1),  # None: one per 64 images, at most the cores
+    )
 
     def noise_level(self, real: RadioImages) -> float:
         level = self.options["noise_floor"]
