@@ -126,7 +126,7 @@ def _read_losses(f: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
 
 def _loss_plot(curves: dict[str, Path], path: Path) -> bool:
     """One panel per generator (its own y scale: losses of 50 and 1 do not share an axis), every loss it
-    logs (raw, faint; running mean over ~2% of the steps, solid); log y when the losses are positive."""
+    logs (raw, faint; running mean over ~2% of the steps, solid); log y when they span a decade."""
     data = {name: c for name, f in sorted(curves.items()) if (c := _read_losses(f))}
     if not data:
         return False
@@ -138,7 +138,8 @@ def _loss_plot(curves: dict[str, Path], path: Path) -> bool:
             ax.plot(steps, vals, color=f"C{i}", lw=0.5, alpha=0.3)
             smooth = np.convolve(vals, np.ones(k) / k, mode="valid")
             ax.plot(steps[k - 1:], smooth, color=f"C{i}", lw=1.2, label=key)
-        if all(np.all(v > 0) for _, v in losses.values()):
+        values = np.concatenate([v for _, v in losses.values()])
+        if np.all(values > 0) and values.max() > 10 * values.min():  # spans a decade: log
             ax.set_yscale("log")
         ax.set_xlabel("training step")
         ax.set_ylabel("loss")
@@ -152,7 +153,8 @@ def _confusion_plot(matrices: dict[str, tuple[np.ndarray, str]], names: list[str
     """Row-normalised confusion matrices with their counts: rows the class asked for, columns the
     classifier's prediction."""
     plt = _plt()
-    fig, axes = plt.subplots(1, len(matrices), figsize=(3.2 * len(matrices) + 0.6, 3.2), squeeze=False)
+    fig, axes = plt.subplots(1, len(matrices), figsize=(3.4 * len(matrices) + 0.8, 3.4), squeeze=False,
+                             layout="constrained")
     im = None
     for ax, (title, (cm, accuracy)) in zip(axes[0], matrices.items()):
         with np.errstate(invalid="ignore", divide="ignore"):
