@@ -16,8 +16,11 @@ CANDIDATES = ("/usr/lib/chromium/chromium", "/usr/bin/chromium", "/usr/bin/chrom
 
 
 def chromium() -> str | None:
-    return os.environ.get("RADIOBENCH_CHROMIUM") or next((c for c in CANDIDATES if Path(c).exists()), None) \
-        or shutil.which("chromium")
+    """The Chromium binary: RADIOBENCH_CHROMIUM, else Debian's (the binary behind its /usr/bin wrapper), else PATH's."""
+    given = os.environ.get("RADIOBENCH_CHROMIUM")
+    if given:
+        return given if Path(given).exists() else None
+    return next((c for c in CANDIDATES if Path(c).exists()), None) or shutil.which("chromium")
 
 
 @pytest.fixture(scope="module")
