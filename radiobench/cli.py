@@ -244,6 +244,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="radiobench", description="Benchmark generative models of radio-galaxy images.")
     p.add_argument("--version", action="version", version=f"radiobench {__version__}")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    p.add_argument("--threads", type=_positive_int, default=None,
+                   help="torch intra-op threads per process (default: RADIOBENCH_THREADS, OMP_NUM_THREADS, else 1)")
     sub = p.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser("list", help="list datasets, generators and metrics")
@@ -322,10 +324,23 @@ def _user_path(exc: OSError, args: argparse.Namespace) -> str | None:
     return None
 
 
+def set_threads(threads: int | None) -> int:
+    """Torch's intra-op threads: ``threads``, else RADIOBENCH_THREADS, else OMP_NUM_THREADS, else 1. One
+    thread per process: on a shared or loaded machine torch's default (one per core) ran EDM sampling ~20x
+    slower (benchmarks/README.md, "Threads"); use more with --threads when the cores are yours."""
+    env = os.environ.get("RADIOBENCH_THREADS") or os.environ.get("OMP_NUM_THREADS") or "1"
+    n = threads or (int(env) if env.isdigit() and int(env) > 0 else 1)
+    os.environ["OMP_NUM_THREADS"] = str(n)  # read when torch is imported (not yet, for most commands)
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(n)
+    return n
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="radiobench: %(message)s")
+    set_threads(args.threads)
     try:
         code = int(args.func(args) or 0)
         sys.stdout.flush()  # inside the try: a reader gone (``radiobench list | head``) is a BrokenPipeError here

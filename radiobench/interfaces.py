@@ -243,36 +243,53 @@ class Generator(Plugin, ABC):
                 raise InputError("peak-flux conditions must be finite and positive (Jy/beam)")
 
     def sample(
-        self, conditions: Conditions, *, seed: int, batch_size: int = 64, start_index: int = 0, progress: bool = False
+        self, conditions: Conditions, *, seed: int, batch_size: int = 64, start_index: int = 0, progress: bool = False,
+        partial: Path | None = None, checkpoint_sha256: str = "",
     ) -> RadioImages:
-        """Draw ``conditions.n`` images; image i uses seed image_seeds(seed, i, i+1)."""
+        """Draw ``conditions.n`` images; image i uses seed image_seeds(seed, start_index + i, ...).
+
+        ``partial``: a directory where finished batches are kept (``radiobench.partial``); an interrupted call
+        repeated with the same checkpoint (``checkpoint_sha256``), options, seed and conditions continues after
+        the last finished batch, and the directory is removed once every image is drawn."""
         self.check_conditions(conditions)
+        from .partial import PartialSamples, conditions_sha256
         from .progress import progress_bar
 
         out: list[np.ndarray] = []
         zero_level, to_peak_one = self.zero_level(), self.peak_normalised()
         known = self.train_info.get("image_shape")  # set by remember_training_set
         shape: tuple[int, ...] | None = None if known is None else tuple(known)
+        kept = None if partial is None else PartialSamples(partial, {
+            "checkpoint_sha256": checkpoint_sha256, "config": self.config(), "seed": int(seed),
+            "start_index": int(start_index), "batch_size": int(batch_size), "zero_level": zero_level,
+            "peak_normalised": to_peak_one, "conditions_sha256": conditions_sha256(conditions)})
+        drawn = 0
         t0 = time.perf_counter()
         bar = progress_bar(total=conditions.n, desc=f"sample {self.name}", unit="img", disable=not progress)
         for lo in range(0, conditions.n, batch_size):
             hi = min(conditions.n, lo + batch_size)
-            seeds = image_seeds(seed, start_index + lo, start_index + hi)
-            batch = np.asarray(self.sample_batch(conditions.slice(lo, hi), seeds))
-            shape = shape or (1, *batch.shape[2:])  # unknown: one channel, as the first batch
-            batch = self._checked(batch, (hi - lo, *shape))
-            out.append(postprocess(batch, zero_level, to_peak_one))
+            done = None if kept is None else kept.load(lo, hi - lo, shape)
+            if done is None:
+                seeds = image_seeds(seed, start_index + lo, start_index + hi)
+                batch = np.asarray(self.sample_batch(conditions.slice(lo, hi), seeds))
+                shape = shape or (1, *batch.shape[2:])  # unknown: one channel, as the first batch
+                done = postprocess(self._checked(batch, (hi - lo, *shape)), zero_level, to_peak_one)
+                drawn += hi - lo
+                if kept is not None:
+                    kept.save(lo, done)
+            shape = shape or tuple(done.shape[1:])
+            out.append(done)
             bar.update(hi - lo)
         bar.close()
         elapsed = time.perf_counter() - t0
-        if conditions.n:
-            self._cost.sample_seconds_per_image = elapsed / conditions.n
+        if drawn:  # the images drawn now (a resumed call loads the others)
+            self._cost.sample_seconds_per_image = elapsed / drawn
         empty = (0, *(shape or (1, self.preset.resolution, self.preset.resolution)))
         images = np.concatenate(out) if out else np.zeros(empty, np.float32)
         from .types import SurveyInfo
 
         survey = self.train_info.get("survey")
-        return RadioImages(
+        result = RadioImages(
             images=images,
             survey=SurveyInfo.from_dict(survey) if isinstance(survey, dict) else (survey or SurveyInfo("generated")),
             labels=conditions.labels,
@@ -281,6 +298,9 @@ class Generator(Plugin, ABC):
             masks=conditions.masks,
             extra=dict(conditions.images),
         )
+        if kept is not None:
+            kept.remove()
+        return result
 
     def _checked(self, batch: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
         """``batch`` as float32 if it is what was asked: ``shape`` (n, 1, H, W) with (1, H, W) the training

@@ -359,7 +359,8 @@ def _sample_or_load(gen: Generator, checkpoint_sha: str, reference: RadioImages,
     conditions = match_conditions(reference, train, gen.supports, np.random.default_rng([seed, 1]),
                                   n=config.n_generated)
     log.info("%s: sampling %d images", label, conditions.n)
-    generated = gen.sample(conditions, seed=seed, batch_size=config.batch_size, progress=config.progress)
+    generated = gen.sample(conditions, seed=seed, batch_size=config.batch_size, progress=config.progress,
+                           partial=gdir / "samples.partial", checkpoint_sha256=checkpoint_sha)  # resumable
     generated.save(path)
     cost = {k: getattr(gen.cost(), k) for k in SAMPLING_COST}
     info = {"sampling": sampling, "zero_level": gen.zero_level(), "peak_normalised": gen.peak_normalised(),

@@ -145,7 +145,7 @@ EDM_OPTIONS = Options(
     use_labels=Option(bool, True),
     use_flux=Option(bool, True),
     # sampling (Sect. 4.3)
-    num_steps=Option(int, 25, sampling=True, low=1),
+    num_steps=Option(int, 25, presets={"smoke": 10}, sampling=True, low=1),  # smoke: 2.6x fewer network calls
     omega=Option(float, None, sampling=True, nullable=True, low=0.0),
     sigma_min=replace(_POSITIVE_SAMPLING, default=2e-3),
     sigma_max=replace(_POSITIVE_SAMPLING, default=80.0),
