@@ -107,7 +107,9 @@ def run(config: RunConfig) -> RunSummary:
     if len(reference) == 0 or len(train) == 0:
         raise InputError(f"dataset {config.dataset!r} has an empty train or reference split")
     fingerprint = dataset.fingerprint()
-    real, real_source = reference_set(dataset, train, reference) if config.reference else (None, "")
+    # the real-vs-real row of the generation task; a reconstruction's ceiling is a method (``truth``)
+    with_real_row = config.reference and dataset.task == "generation"
+    real, real_source = reference_set(dataset, train, reference) if with_real_row else (None, "")
     reference_row = None if real is None else {"source": real_source, "n": len(real),
                                                "class_counts": real.class_counts()}
     manifest = _open_manifest(out, config, dataset, fingerprint, train, reference, reference_row)
