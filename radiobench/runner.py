@@ -39,7 +39,7 @@ from .interfaces import Dataset, Generator, Metric, MetricContext, default_cache
 from .presets import Preset, get_preset
 from .provenance import environment
 from .registry import REFERENCE_ROW, registry
-from .store import file_lock, jsonable, read_json, sha256_file, write_json
+from .store import file_lock, jsonable, read_json, sha256_file, unit_lock, write_json
 from .types import InputError, MetricResult, RadioImages
 
 __all__ = ["RunConfig", "run", "reference_set", "REFERENCE_ROW"]
@@ -113,34 +113,36 @@ def run(config: RunConfig) -> RunSummary:
         label = f"{REFERENCE_ROW}/seed-{REFERENCE_SEED}"
         inputs = {"real_sha256": custody.set_sha256(real), "reference_sha256": custody.set_sha256(reference)}
         provenance = {**manifest["provenance"], "seed": REFERENCE_SEED, "reference_source": real_source}
-        _evaluate(out / label, real, reference, None, metric_classes, context(REFERENCE_SEED), provenance, inputs,
-                  summary, label)
+        with unit_lock(out / label):  # one process per unit (radiobench.fanout): the others wait, then reuse
+            _evaluate(out / label, real, reference, None, metric_classes, context(REFERENCE_SEED), provenance,
+                      inputs, summary, label)
     for seed in config.seeds:
         seed_context = context(seed)
         provenance = {**manifest["provenance"], "seed": seed}
         for name, cls in gen_classes.items():
             gdir = out / name / f"seed-{seed}"
             label = f"{name}/seed-{seed}"
-            stage = "fit"
-            try:
-                gen, fit_cost, checkpoint_sha = _fit_or_load(cls, name, config, train, seed, gdir, device, summary,
-                                                             label)
-                stage = "sample"
-                generated, inputs, sample_cost = _sample_or_load(gen, checkpoint_sha, reference, train, seed, gdir,
-                                                                 config, summary, label)
-            except KeyboardInterrupt:
-                raise
-            except Exception as exc:
-                log.error("%s failed (%s): %s", label, stage, exc)
-                write_json(gdir / "error.json", {"stage": stage, "error": f"{type(exc).__name__}: {exc}",
-                                                 "traceback": traceback.format_exc(), "provenance": provenance})
-                summary.failed.append(label)
-                continue
-            (gdir / "error.json").unlink(missing_ok=True)
-            gprov = {**provenance, "generator": name, "generator_config": gen.config(),
-                     "cost": {**fit_cost, **sample_cost}}
-            _evaluate(gdir, generated, reference, gen.supports, metric_classes, seed_context, gprov, inputs, summary,
-                      label)
+            with unit_lock(gdir):  # one process per unit (radiobench.fanout): the others wait, then reuse
+                stage = "fit"
+                try:
+                    gen, fit_cost, checkpoint_sha = _fit_or_load(cls, name, config, train, seed, gdir, device, summary,
+                                                                 label)
+                    stage = "sample"
+                    generated, inputs, sample_cost = _sample_or_load(gen, checkpoint_sha, reference, train, seed, gdir,
+                                                                     config, summary, label)
+                except KeyboardInterrupt:
+                    raise
+                except Exception as exc:
+                    log.error("%s failed (%s): %s", label, stage, exc)
+                    write_json(gdir / "error.json", {"stage": stage, "error": f"{type(exc).__name__}: {exc}",
+                                                     "traceback": traceback.format_exc(), "provenance": provenance})
+                    summary.failed.append(label)
+                    continue
+                (gdir / "error.json").unlink(missing_ok=True)
+                gprov = {**provenance, "generator": name, "generator_config": gen.config(),
+                         "cost": {**fit_cost, **sample_cost}}
+                _evaluate(gdir, generated, reference, gen.supports, metric_classes, seed_context, gprov, inputs,
+                          summary, label)
     finished = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     _update_manifest(out, lambda current: {**(current or manifest), "finished": finished})
     return summary
