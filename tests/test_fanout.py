@@ -1,0 +1,164 @@
+"""Fan-out over submitit's local executor, unit locks, Slurm parameters, and two processes on one run."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from radiobench.fanout import ExecutorConfig, Unit, fan_out, unit_states, units_of
+from radiobench.leaderboard import collect, render
+from radiobench.runner import RunConfig, run
+from radiobench.store import HELD_FILE, lock_holder, read_json, unit_lock
+
+GENS = ["pixel_floor", "cvae"]
+METRICS = ["mean_w1", "pixel_w1"]
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "RADIOBENCH_PROGRESS": "0"}
+
+
+def config(out: Path, **kw) -> RunConfig:
+    return RunConfig(**{"generators": GENS, "dataset": "synthetic", "out": out, "metrics": METRICS,
+                        "progress": False, **kw})
+
+
+def values(out: Path) -> dict[str, float]:
+    return {str(p.relative_to(out)): read_json(p)["result"]["value"] for p in sorted(out.glob("*/seed-*/metrics/*.json"))}
+
+
+def cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "radiobench.cli", *args]
+
+
+RUN_ARGS = ["run", "--generators", ",".join(GENS), "--dataset", "synthetic", "--metrics", ",".join(METRICS), "-q"]
+
+
+@pytest.fixture(scope="module")
+def serial(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("serial")
+    run(config(out))
+    return out
+
+
+# -- locks -------------------------------------------------------------------------------------------
+def test_unit_lock_excludes_others_and_dies_with_its_holder(tmp_path):
+    code = (f"from radiobench.store import unit_lock; import time\n"
+            f"with unit_lock({str(tmp_path)!r}):\n    print('held', flush=True); time.sleep(60)")
+    holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, env=ENV)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        assert lock_holder(tmp_path)["pid"] == holder.pid
+        with unit_lock(tmp_path, wait=False) as mine:
+            assert not mine
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    assert lock_holder(tmp_path) is None  # the kernel released the flock with the process
+    with unit_lock(tmp_path, wait=False) as mine:
+        assert mine
+
+
+def test_exclusive_lock_takes_over_stale_holders_only(tmp_path, monkeypatch):
+    """Where flock is not available: a held file of a dead process, or not refreshed, is stale."""
+    monkeypatch.setenv("RADIOBENCH_LOCK", "exclusive")
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    held = tmp_path / HELD_FILE
+    held.write_text(json.dumps({"host": socket.gethostname(), "pid": gone.pid, "started": time.time()}))
+    with unit_lock(tmp_path, wait=False) as mine:
+        assert mine and json.loads(held.read_text())["pid"] == os.getpid()
+    assert not held.exists()
+    held.write_text(json.dumps({"host": "elsewhere", "pid": 1, "started": time.time()}))  # live, another host
+    with unit_lock(tmp_path, wait=False, stale_after=60) as mine:
+        assert not mine
+    assert lock_holder(tmp_path, stale_after=60) == {"host": "elsewhere", "pid": 1, "started": pytest.approx(time.time(),
+                                                                                                         abs=60)}
+    os.utime(held, (time.time() - 120, time.time() - 120))  # no heartbeat for 2 min
+    with unit_lock(tmp_path, wait=False, stale_after=60) as mine:
+        assert mine
+
+
+# -- executors ---------------------------------------------------------------------------------------
+def test_slurm_job_arrays_carry_the_requested_resources(tmp_path, monkeypatch):
+    """The sbatch script submitit would submit (no scheduler here: an ``srun`` on PATH lets it build one)."""
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin" / "srun").write_text("#!/bin/sh\nexit 1\n")
+    (tmp_path / "bin" / "srun").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}:{os.environ['PATH']}")
+    ex = ExecutorConfig(kind="slurm", partition="gpu", gpus_per_job=2, time_min=90, array_parallelism=3,
+                        cpus_per_job=8).checked().executor(tmp_path)
+    params = ex._executor.parameters
+    assert (params["partition"], params["gpus_per_node"], params["time"], params["array_parallelism"],
+            params["cpus_per_task"]) == ("gpu", 2, 90, 3, 8)
+    text = ex._executor._make_submission_file_text("python -m x", "uid")
+    assert "#SBATCH --partition=gpu" in text and "#SBATCH --gpus-per-node=2" in text and "#SBATCH --time=90" in text
+    cfg = tmp_path / "slurm.toml"
+    cfg.write_text('[executor]\nkind = "slurm"\npartition = "a100"\ngpus_per_job = 1\n')
+    assert ExecutorConfig.from_file(cfg, time_min=30).partition == "a100"
+    assert ExecutorConfig.from_file(cfg, time_min=30).time_min == 30
+    cfg.write_text('partition = "a100"\nbogus = 1\n')
+    from radiobench.types import InputError
+    with pytest.raises(InputError, match="bogus"):
+        ExecutorConfig.from_file(cfg)
+
+
+def test_units_of_a_run():
+    stages = units_of(config(Path("x"), seeds=[0, 1]))
+    assert [u.label for u in stages[0]] == ["reference", "fit:pixel_floor/seed-0", "fit:cvae/seed-0",
+                                            "fit:pixel_floor/seed-1", "fit:cvae/seed-1"]
+    assert Unit("fit", "cvae", 1).config(config(Path("x"))).metrics == []
+
+
+def test_two_local_workers_give_the_serial_values_and_resubmission_skips(serial, tmp_path):
+    summary = fan_out(config(tmp_path), ExecutorConfig(kind="local", jobs=2))
+    assert not summary.failed and not summary.crashed and len(summary.submitted) == 5
+    assert values(tmp_path) == values(serial) and len(values(serial)) == 6
+    assert {r["state"] for r in unit_states(tmp_path)} == {"done"}
+    again = fan_out(config(tmp_path), ExecutorConfig(kind="local", jobs=2))
+    assert again.submitted == [] and len(again.skipped) == 5
+
+
+def test_a_killed_worker_is_finished_on_resubmission_without_redoing_finished_units(serial, tmp_path):
+    """SIGKILL the worker training the slow unit; re-submitting completes the run, the rest untouched."""
+    opts = ["--generator-option", "cvae.steps=4000", "--generator-option", "cvae.checkpoint_every=200"]
+    driver = subprocess.Popen(cli(*RUN_ARGS, "--out", str(tmp_path), "--executor", "local", "--jobs", "2", *opts),
+                              env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    claim = tmp_path / ".fanout" / "claims" / "fit_cvae_seed-0"
+    floor = tmp_path / "pixel_floor" / "seed-0" / "samples.json"
+    deadline = time.time() + 300
+    while time.time() < deadline and not ((holder := lock_holder(claim)) and holder.get("pid")
+                                          and (tmp_path / "cvae/seed-0/train/train_state.pt").exists()
+                                          and floor.exists()):
+        time.sleep(0.2)
+    assert holder and holder.get("pid"), "the cvae unit never started"
+    os.kill(holder["pid"], signal.SIGKILL)  # mid-training: a checkpoint exists, fit.json does not
+    driver.wait(timeout=600)
+    finished = {p: p.stat().st_mtime_ns for p in (tmp_path / "pixel_floor").rglob("*") if p.is_file()}
+    finished.update({p: p.stat().st_mtime_ns for p in (tmp_path / "reference").rglob("*.json")})
+    states = {r["unit"]: r["state"] for r in unit_states(tmp_path)}
+    assert states["fit:pixel_floor/seed-0"] == "done" and states["reference"] == "done"
+    cfg = config(tmp_path, generator_options={"cvae": {"steps": 4000, "checkpoint_every": 200}})
+    again = fan_out(cfg, ExecutorConfig(kind="local", jobs=2))
+    assert not again.failed and not again.crashed
+    assert "fit:pixel_floor/seed-0" in again.skipped and "reference" in again.skipped
+    assert {p: p.stat().st_mtime_ns for p in finished} == finished  # nothing finished was redone
+    assert {r["state"] for r in unit_states(tmp_path)} == {"done"}
+    fit = read_json(tmp_path / "cvae/seed-0/checkpoint/fit.json")
+    assert fit["config"]["steps"] == 4000
+
+
+def test_two_runs_started_at_once_share_the_directory(serial, tmp_path):
+    procs = [subprocess.Popen(cli(*RUN_ARGS, "--out", str(tmp_path)), env=ENV, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    logs = [p.communicate(timeout=600)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], logs
+    trained = [line for text in logs for line in text.splitlines() if ": training (preset" in line]
+    assert sorted(trained) == sorted(f"radiobench: {g}/seed-0: training (preset smoke)" for g in GENS), trained
+    assert render(collect([tmp_path]), "csv").replace(str(tmp_path), "RUN") == \
+        render(collect([serial]), "csv").replace(str(serial), "RUN")
+    assert values(tmp_path) == values(serial)
