@@ -334,9 +334,12 @@ def unit_states(out: str | os.PathLike) -> list[dict[str, Any]]:
     config = RunConfig(**{k: v for k, v in cfg.items() if k in known and k != "out"}, out=out)
     config.metrics = _recorded_metrics(out, config)
     checks = _Custody(config)
-    rows = []
+    rows: list[dict[str, Any]] = []
+    state_of: dict[str, str] = {}
     for unit in [u for stage in units_of(config) for u in stage]:
-        holder = lock_holder(_claims(out) / unit.slug) or lock_holder(out / unit.row)
+        holder = lock_holder(_claims(out) / unit.slug)
+        if holder is None and (unit.kind != "evaluate" or state_of.get(f"fit:{unit.row}") == "done"):
+            holder = lock_holder(out / unit.row)  # the runner's lock: a plain `radiobench run` works on it
         note_path = out / FANOUT_DIR / "units" / f"{unit.slug}.json"
         note = custody.record(note_path) or {}
         if checks.finished(unit):
@@ -349,6 +352,7 @@ def unit_states(out: str | os.PathLike) -> list[dict[str, Any]]:
             state, detail = "failed", f"interrupted; log {note.get('stderr') or 'pid ' + str(note.get('pid'))}"
         else:
             state, detail = "pending", ""
+        state_of[unit.label] = state
         rows.append({"unit": unit.label, "state": state, "detail": detail})
     return rows
 
