@@ -27,7 +27,8 @@ GPU_EFFECTIVE = 312e12 * 0.30  # assumed 30 % utilisation for these small convol
 
 
 def fit_cost(cls, train, steps: int, batch: int, count: bool = False) -> tuple[float, float]:
-    gen = cls(preset="paper", device="cpu", steps=steps, batch_size=batch, mixed_precision="no", progress=False)
+    length = {"steps": steps, **({"epochs": None} if "epochs" in cls.OPTIONS else {})}  # epochs would win
+    gen = cls(preset="paper", device="cpu", batch_size=batch, mixed_precision="no", progress=False, **length)
     flops = FlopCounterMode(display=False)
     t0 = time.process_time()
     if count:
