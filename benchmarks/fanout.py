@@ -47,12 +47,12 @@ def main() -> None:
     a = p.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     os.environ["RADIOBENCH_PROGRESS"] = "0"
-    args = ["run", "--generators", a.generators, "--dataset", a.dataset, "--preset", a.preset, "--metrics", a.metrics,
-            "--seeds", a.seeds, "-q"]
+    common = ["--dataset", a.dataset, "--preset", a.preset, "--metrics", a.metrics, "--seeds", a.seeds, "-q"]
+    args = ["run", "--generators", a.generators, *common]
     if a.steps:
         args += [x for g in a.generators.split(",") for x in ("--generator-option", f"{g}.steps={a.steps}")]
     with tempfile.TemporaryDirectory() as tmp:
-        warm, _ = timed(args + ["--generators", a.generators.split(",")[0]], Path(tmp) / "warm")  # evaluators, data
+        warm, _ = timed(["run", "--generators", "pixel_floor", *common], Path(tmp) / "warm")  # data, evaluators
         serial, load_s = timed(args, Path(tmp) / "serial")
         fanned, load_f = timed(args + ["--executor", "local", "--jobs", str(a.jobs)], Path(tmp) / "fanout")
         same = values(Path(tmp) / "serial") == values(Path(tmp) / "fanout")
