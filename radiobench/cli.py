@@ -141,6 +141,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         reference=not args.no_reference,
         progress=not args.quiet,
     )
+    fan_flags = [f for f in ("jobs", "executor_config", "slurm_partition", "slurm_gpus", "slurm_cpus", "slurm_time",
+                             "slurm_parallelism", "slurm_account", "jobs_folder") if getattr(args, f) is not None]
+    if fan_flags and not args.executor:
+        raise InputError(f"--{fan_flags[0].replace('_', '-')} needs --executor local or --executor slurm")
     if args.executor:
         return _fan_out(config, args)
     summary = run(config)

@@ -237,3 +237,13 @@ def test_two_gloo_processes_train_like_one(tmp_path):
         assert np.abs(w0[k] - w[k]).max() <= 1e-6 and np.abs(w1[k] - w0[k]).max() <= 1e-6, k
     assert any(np.abs(w[k]).max() > 0.1 for k in w)
     assert (tmp_path / "multi-work" / "train_state.pt").exists()  # written by rank 0 only
+
+
+def test_cli_status_and_fan_out_flags(serial, tmp_path, capsys):
+    from radiobench.cli import main
+
+    assert main(["status", str(serial)]) == 0
+    out = capsys.readouterr().out
+    assert "fit:cvae/seed-0              done" in out and out.strip().endswith("5 done, 0 running, 0 failed, 0 pending")
+    assert main([*RUN_ARGS, "--out", str(tmp_path / "r"), "--jobs", "2"]) == 2
+    assert "needs --executor" in capsys.readouterr().err and not (tmp_path / "r").exists()
