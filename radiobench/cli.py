@@ -1,4 +1,4 @@
-"""Command line: ``radiobench list | run | leaderboard | report | data fetch | evaluators``."""
+"""Command line: ``radiobench list | run | status | leaderboard | report | data fetch | evaluators``."""
 from __future__ import annotations
 
 import argparse
@@ -149,6 +149,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         reference=not args.no_reference,
         progress=not args.quiet,
     )
+    fan_flags = [f for f in ("jobs", "executor_config", "slurm_partition", "slurm_gpus", "slurm_cpus", "slurm_time",
+                             "slurm_parallelism", "slurm_account", "jobs_folder") if getattr(args, f) is not None]
+    if fan_flags and not args.executor:
+        raise InputError(f"--{fan_flags[0].replace('_', '-')} needs --executor local or --executor slurm")
+    if args.executor:
+        return _fan_out(config, args)
     summary = run(config)
     print(f"run directory: {summary.out}")
     print(f"  done {len(summary.done)}, reused {len(summary.reused)}, skipped {len(summary.skipped)}, "
@@ -198,6 +204,39 @@ def add_evaluate_parser(sub) -> None:
                    help="images scored (default: the run directory's generated-set size); larger sets are subsampled")
     s.add_argument("--no-reference", action="store_true", help="skip the real-vs-real reference row")
     s.set_defaults(func=cmd_evaluate)
+
+
+def _fan_out(config, args: argparse.Namespace) -> int:
+    """``run --executor local|slurm``: the run's units as submitit job arrays (radiobench.fanout)."""
+    from .fanout import ExecutorConfig, fan_out
+
+    flags = {"kind": args.executor, "jobs": args.jobs, "partition": args.slurm_partition,
+             "gpus_per_job": args.slurm_gpus, "time_min": args.slurm_time, "array_parallelism": args.slurm_parallelism,
+             "cpus_per_job": args.slurm_cpus, "account": args.slurm_account, "folder": args.jobs_folder}
+    executor = ExecutorConfig.from_file(args.executor_config, **flags) if args.executor_config else \
+        ExecutorConfig(**{k: v for k, v in flags.items() if v is not None}).checked()
+    summary = fan_out(config, executor)
+    print(f"run directory: {summary.out}")
+    print(f"  submitted {len(summary.submitted)} unit(s), already finished {len(summary.skipped)}, "
+          f"failed {len(summary.failed)}, jobs died {len(summary.crashed)}")
+    for label in summary.failed:
+        print(f"  FAILED {label}")
+    for path in summary.crashed:
+        print(f"  job died: see {path}")
+    print(f"next: radiobench status {summary.out}; radiobench leaderboard {summary.out}")
+    return 1 if summary.failed or summary.crashed else 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from .fanout import unit_states
+
+    rows = unit_states(Path(args.run))
+    width = max(len(r["unit"]) for r in rows) if rows else 4
+    for r in rows:
+        print(f"{r['unit']:<{width}}  {r['state']:<8} {r['detail']}".rstrip())
+    counts = {s: sum(r["state"] == s for r in rows) for s in ("done", "running", "failed", "pending")}
+    print(", ".join(f"{n} {s}" for s, n in counts.items()))
+    return 1 if counts["failed"] else 0
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
@@ -272,9 +311,27 @@ def build_parser() -> argparse.ArgumentParser:
                    help="sampling batch size (samples do not depend on it)")
     s.add_argument("--no-reference", action="store_true", help="skip the real-vs-real reference row")
     s.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    x = s.add_argument_group("fan-out (submitit): units run as job arrays; re-submitting skips finished units")
+    x.add_argument("--executor", choices=["local", "slurm"], help="local worker processes or Slurm job arrays "
+                   "(default: this process, serially)")
+    x.add_argument("--jobs", type=_positive_int, help="local worker processes (default 2)")
+    x.add_argument("--executor-config", metavar="FILE", help="TOML/JSON with the keys of fanout.ExecutorConfig "
+                   "(partition, gpus_per_job, time_min, array_parallelism, ...); flags override it")
+    x.add_argument("--slurm-partition")
+    x.add_argument("--slurm-gpus", type=int_at_least(0), help="GPUs per array task (default 0)")
+    x.add_argument("--slurm-cpus", type=_positive_int, help="CPUs per array task")
+    x.add_argument("--slurm-time", type=_positive_int, metavar="MINUTES", help="time limit per task (default 1440)")
+    x.add_argument("--slurm-parallelism", type=_positive_int, help="array tasks running at once (default 32)")
+    x.add_argument("--slurm-account")
+    x.add_argument("--jobs-folder", help="submitit logs and pickles (default RUN/.fanout/jobs; Slurm: a shared FS)")
     s.set_defaults(func=cmd_run)
 
     add_evaluate_parser(sub)
+
+
+    s = sub.add_parser("status", help="each unit of a run: done, running, failed (with its error file), pending")
+    s.add_argument("run")
+    s.set_defaults(func=cmd_status)
 
     s = sub.add_parser("leaderboard", help="tables from run directories")
     s.add_argument("runs", nargs="+")
@@ -309,7 +366,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # arguments that name files or folders (of every subcommand): OS errors on these are the user's to fix
-PATH_ARGS = ("out", "runs", "run", "to", "output", "data_dir", "archive", "cache_dir", "samples")
+PATH_ARGS = ("out", "runs", "run", "to", "output", "data_dir", "archive", "cache_dir", "samples", "executor_config",
+             "jobs_folder")
 
 
 def _user_path(exc: OSError, args: argparse.Namespace) -> str | None:

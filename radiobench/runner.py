@@ -45,7 +45,7 @@ from .interfaces import Dataset, Generator, Metric, MetricContext, default_cache
 from .presets import Preset, get_preset
 from .provenance import environment
 from .registry import REFERENCE_ROW, registry
-from .store import file_lock, jsonable, read_json, sha256_file, write_json
+from .store import file_lock, jsonable, read_json, sha256_file, unit_lock, write_json
 from .types import InputError, MetricResult, RadioImages
 
 __all__ = ["RunConfig", "RunSummary", "run", "reference_set", "build_metrics", "evaluate_row", "held_out_set",
@@ -126,34 +126,36 @@ def run(config: RunConfig) -> RunSummary:
         provenance = {**manifest["provenance"], "seed": REFERENCE_SEED, "reference_source": real_source}
         held_out = held_out_set(real, real_source, reference, dataset.train_split) \
             if any(m.against == "train" for m in metrics.values()) else None
-        evaluate_row(out / label, real, reference, metrics, context(REFERENCE_SEED), supports=None,
-                     provenance=provenance, inputs=inputs, summary=summary, label=label, held_out=held_out)
+        with unit_lock(out / label):  # one process per unit (radiobench.fanout): the others wait, then reuse
+            evaluate_row(out / label, real, reference, metrics, context(REFERENCE_SEED), supports=None,
+                         provenance=provenance, inputs=inputs, summary=summary, label=label, held_out=held_out)
     for seed in config.seeds:
         seed_context = context(seed)
         provenance = {**manifest["provenance"], "seed": seed}
         for name, cls in gen_classes.items():
             gdir = out / name / f"seed-{seed}"
             label = f"{name}/seed-{seed}"
-            stage = "fit"
-            try:
-                gen, fit_cost, checkpoint_sha = _fit_or_load(cls, name, config, train, seed, gdir, device, summary,
-                                                             label)
-                stage = "sample"
-                generated, inputs, sample_cost = _sample_or_load(gen, checkpoint_sha, reference, train, seed, gdir,
-                                                                 config, summary, label)
-            except KeyboardInterrupt:
-                raise
-            except Exception as exc:
-                log.error("%s failed (%s): %s", label, stage, exc)
-                write_json(gdir / "error.json", {"stage": stage, "error": f"{type(exc).__name__}: {exc}",
-                                                 "traceback": traceback.format_exc(), "provenance": provenance})
-                summary.failed.append(label)
-                continue
-            (gdir / "error.json").unlink(missing_ok=True)
-            gprov = {**provenance, "generator": name, "generator_config": gen.config(),
-                     "cost": {**fit_cost, **sample_cost}, "n_generated": len(generated)}
-            evaluate_row(gdir, generated, reference, metrics, seed_context, supports=gen.supports, provenance=gprov,
-                         inputs=inputs, summary=summary, label=label)
+            with unit_lock(gdir):  # one process per unit (radiobench.fanout): the others wait, then reuse
+                stage = "fit"
+                try:
+                    gen, fit_cost, checkpoint_sha = _fit_or_load(cls, name, config, train, seed, gdir, device, summary,
+                                                                 label)
+                    stage = "sample"
+                    generated, inputs, sample_cost = _sample_or_load(gen, checkpoint_sha, reference, train, seed, gdir,
+                                                                     config, summary, label)
+                except KeyboardInterrupt:
+                    raise
+                except Exception as exc:
+                    log.error("%s failed (%s): %s", label, stage, exc)
+                    write_json(gdir / "error.json", {"stage": stage, "error": f"{type(exc).__name__}: {exc}",
+                                                     "traceback": traceback.format_exc(), "provenance": provenance})
+                    summary.failed.append(label)
+                    continue
+                (gdir / "error.json").unlink(missing_ok=True)
+                gprov = {**provenance, "generator": name, "generator_config": gen.config(),
+                         "cost": {**fit_cost, **sample_cost}, "n_generated": len(generated)}
+                evaluate_row(gdir, generated, reference, metrics, seed_context, supports=gen.supports, provenance=gprov,
+                             inputs=inputs, summary=summary, label=label)
     finished = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     _update_manifest(out, lambda current: {**(current or manifest), "finished": finished})
     return summary
@@ -398,7 +400,7 @@ def evaluate_row(rowdir: Path, generated: RadioImages, reference: RadioImages, m
         options = jsonable(metric.options)
         old = custody.record(path, status=str)
         if old is not None and old["status"] in ("ok", "skipped"):
-            why = custody.distrust(old, mname, inputs, ctx, options=options, defaults=_defaults(metric, ctx))
+            why = stale_reason(old, mname, metric, inputs, context)
             if why is None:
                 summary.reused.append(f"{label}:{mname}")
                 continue
@@ -426,6 +428,15 @@ def evaluate_row(rowdir: Path, generated: RadioImages, reference: RadioImages, m
             summary.failed.append(f"{label}:{mname}")
         write_json(path, record)
     return summary
+
+
+def stale_reason(record: dict[str, Any], name: str, metric: Metric, inputs: dict[str, str],
+                 context: MetricContext) -> str | None:
+    """Why a stored ok/skipped record cannot stand for ``metric`` (with its options, in its context) scoring the
+    sets ``inputs`` (None: it can): ``custody.distrust`` as ``evaluate_row`` and the fan-out apply it."""
+    ctx = metric.in_context(context)
+    return custody.distrust(record, name, inputs, ctx, options=jsonable(metric.options),
+                            defaults=_defaults(metric, ctx))
 
 
 def _defaults(metric: Metric, context: MetricContext) -> dict[str, Any]:

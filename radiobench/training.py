@@ -108,6 +108,11 @@ class TrainingRun:
             self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         torch.manual_seed(self.seed)
 
+    @property
+    def is_main_process(self) -> bool:
+        """False on all but one of several data-parallel processes (``accelerate launch``, torchrun)."""
+        return self.accelerator is None or self.accelerator.is_main_process
+
     # -- devices and precision --------------------------------------------------------------
     def prepare(self, *objs):
         if self.accelerator is not None:
@@ -176,7 +181,7 @@ class TrainingRun:
     def checkpoint(self, step: int, **stateful: Any) -> None:
         """Write a checkpoint meaning "steps < step are done"."""
         path = self.checkpoint_path
-        if path is None:
+        if path is None or not self.is_main_process:  # several processes (accelerate launch): one writes
             return
         state: dict[str, Any] = {"step": int(step), "elapsed": self.elapsed, "rng": torch.get_rng_state()}
         if torch.cuda.is_available():  # the device's generators too: a resumed GPU fit continues their streams
@@ -236,7 +241,7 @@ class TrainingRun:
 
     def _flush_log(self) -> None:
         path = self.log_path
-        if path is None or not self._log_rows:
+        if path is None or not self._log_rows or not self.is_main_process:
             return
         keys: list[str] = []
         for r in self._log_rows:
