@@ -20,7 +20,6 @@ from radiobench_plugins.generators.pixel_floor import PixelFloor
 from radiobench_plugins.generators.replay import Replay
 
 ROOT = Path(__file__).resolve().parents[1]
-GENERATORS = {c.name: c for c in (EDM, CVAE, DCGAN, PGGAN, Replay, PixelFloor)}
 TORCH = (EDM, CVAE, DCGAN, PGGAN)
 # the options that change how samples are drawn, not the trained weights (changing one re-samples, not re-trains)
 SAMPLING = {EDM: {"num_steps", "omega", "sigma_min", "sigma_max", "rho", "sample_precision", "zero_below",
@@ -45,7 +44,7 @@ def test_published_configs_read_as_the_current_presets(seed_dir, options):
     """A published row is reused only while its stored configurations equal the current ones: training (fit.json,
     so no re-training), sampling (samples.json, so no re-sampling), and every stored option is declared."""
     stored = json.loads((seed_dir / "checkpoint" / "fit.json").read_text())["config"]
-    cls = GENERATORS[stored["name"]]
+    cls = registry.generator(stored["name"])
     gen = cls(preset=stored["preset"], device="cpu", **options)
     assert set(stored) - {"name", "preset"} <= set(cls.OPTIONS)
     assert gen.training_config(stored) == gen.training_config()
