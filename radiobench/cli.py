@@ -156,6 +156,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.executor:
         return _fan_out(config, args)
     summary = run(config)
+    return _report(summary)
+
+
+def _report(summary) -> int:
+    """What ``run`` and ``evaluate`` print at the end; exit status 1 when something failed."""
     print(f"run directory: {summary.out}")
     print(f"  done {len(summary.done)}, reused {len(summary.reused)}, skipped {len(summary.skipped)}, "
           f"failed {len(summary.failed)}")
@@ -175,13 +180,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         scale=args.scale, resize=args.resize, reference=not args.no_reference, n_generated=args.n_generated,
     )
     summary = evaluate(config)
-    print(f"run directory: {summary.out}")
-    print(f"  done {len(summary.done)}, reused {len(summary.reused)}, skipped {len(summary.skipped)}, "
-          f"failed {len(summary.failed)}")
-    for label in summary.failed:
-        print(f"  FAILED {label}: see {summary.record_of(label)}")
-    print(f"next: radiobench leaderboard {summary.out}")
-    return 1 if summary.failed else 0
+    return _report(summary)
 
 
 def add_evaluate_parser(sub) -> None:

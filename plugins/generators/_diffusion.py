@@ -16,9 +16,10 @@ import torch
 from diffusers import DDIMScheduler, DDPMScheduler
 
 from radiobench.options import POSITIVE, PROBABILITY, Option, Options
+from radiobench.types import InputError
 
-__all__ = ["DIFFUSION_OPTIONS", "EpsFn", "linear_scheduler", "epsilon_loss", "reverse_chain", "guided_eps",
-           "sampling_nfe", "group_norm_groups"]
+__all__ = ["DIFFUSION_OPTIONS", "EpsFn", "check_schedule", "linear_scheduler", "epsilon_loss", "reverse_chain",
+           "guided_eps", "sampling_nfe", "group_norm_groups"]
 
 EpsFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # ε_θ(x_t, t) for a batch and a scalar t
 
@@ -34,6 +35,13 @@ DIFFUSION_OPTIONS = Options(
     eta=replace(PROBABILITY, default=0.0, sampling=True),  # DDIM's η (0: deterministic)
     omega=Option(float, 0.0, sampling=True, low=0.0),  # guidance strength ω; 0: the conditional model alone
 )
+
+
+def check_schedule(name: str, opt: dict[str, Any]) -> None:
+    """InputError unless β rises over the schedule (``beta_start`` < ``beta_end``)."""
+    if opt["beta_start"] >= opt["beta_end"]:
+        raise InputError(f"generator {name!r}: beta_start ({opt['beta_start']}) must be below beta_end "
+                         f"({opt['beta_end']})")
 
 
 def linear_scheduler(timesteps: int = 1000, beta_start: float = 1e-4, beta_end: float = 0.02,

@@ -25,6 +25,7 @@ from radiobench.types import InputError, RadioImages
 
 from ._diffusion import (
     DIFFUSION_OPTIONS,
+    check_schedule,
     epsilon_loss,
     group_norm_groups,
     guided_eps,
@@ -94,11 +95,9 @@ class DDPM(TorchGenerator):
 
     def __init__(self, preset: str = "smoke", device: str | None = None, **options: Any):
         super().__init__(preset, device, **options)
-        if self.opt["beta_start"] >= self.opt["beta_end"]:
-            raise InputError(f"generator 'ddpm': beta_start ({self.opt['beta_start']}) must be below beta_end "
-                             f"({self.opt['beta_end']})")
+        check_schedule(self.name, self.opt)
         if any(a >= len(self.opt["channels"]) for a in self.opt["attn_levels"]):
-            raise InputError(f"generator 'ddpm': attn_levels {self.opt['attn_levels']} must index the "
+            raise InputError(f"generator {self.name!r}: attn_levels {self.opt['attn_levels']} must index the "
                              f"{len(self.opt['channels'])} U-Net levels")
         self.scheduler = self.make_scheduler()
 

@@ -30,6 +30,7 @@ from radiobench.training import EMA, TrainingRun
 from radiobench.types import Conditions, InputError, RadioImages
 
 from ._diffusion import (
+    check_schedule,
     epsilon_loss,
     group_norm_groups,
     guided_eps,
@@ -103,9 +104,7 @@ class LDM(TorchGenerator):
 
     def __init__(self, preset: str = "smoke", device: str | None = None, **options: Any):
         super().__init__(preset, device, **options)
-        if self.opt["beta_start"] >= self.opt["beta_end"]:
-            raise InputError(f"generator 'ldm': beta_start ({self.opt['beta_start']}) must be below beta_end "
-                             f"({self.opt['beta_end']})")
+        check_schedule(self.name, self.opt)
         if len(self.opt["ae_channels"]) != 3:
             raise InputError(f"generator 'ldm': ae_channels needs three widths (f = 4); got {self.opt['ae_channels']}")
         self.stage = "diffusion"  # what ``build`` makes and ``fit`` trains: "autoencoder", then "diffusion"
