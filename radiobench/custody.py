@@ -16,8 +16,8 @@ from .interfaces import MetricContext
 from .store import jsonable, read_json, sha256_bytes, sha256_file
 from .types import MetricResult, RadioImages
 
-__all__ = ["stored", "record", "safetensors_keys", "checkpoint_sha256", "resample_reason", "sample_inputs",
-           "set_sha256", "distrust", "well_formed", "stale_fingerprints"]
+__all__ = ["stored", "record", "discard_other_inputs", "safetensors_keys", "checkpoint_sha256", "resample_reason",
+           "sample_inputs", "set_sha256", "distrust", "well_formed", "stale_fingerprints"]
 
 log = logging.getLogger("radiobench")
 T = TypeVar("T")
@@ -44,6 +44,14 @@ def record(path: Path, **fields: type) -> dict[str, Any] | None:
         log.warning("%s is not a radiobench record (it needs %s); it is redone", path, needs)
         return None
     return obj
+
+
+def discard_other_inputs(rowdir: Path, inputs: dict[str, str]) -> None:
+    """Delete ``rowdir``'s metric records that scored other sets than ``inputs`` (or do not read back): the
+    results of an earlier sample set, also one deleted by hand."""
+    for old in (rowdir / "metrics").glob("*.json"):
+        if not isinstance(rec := stored(old, read_json), dict) or rec.get("inputs") != inputs:
+            old.unlink()
 
 
 def safetensors_keys(path: Path) -> list[str]:

@@ -50,7 +50,7 @@ from .runner import (
     held_out_set,
     reference_set,
 )
-from .store import atomic_path, read_json, sha256_bytes, sha256_file, write_json
+from .store import atomic_path, sha256_bytes, sha256_file, write_json
 from .types import InputError, RadioImages, SurveyInfo
 
 __all__ = ["ExternalConfig", "evaluate", "read_samples", "check_samples", "default_metrics", "DiskMemo"]
@@ -366,17 +366,18 @@ def evaluate(config: ExternalConfig) -> RunSummary:
     out = Path(config.out)
     _check_name(name, out, config.seed)
     _check_out(out)
-    task = registry.dataset(config.dataset).task
-    names = config.metrics if config.metrics is not None else default_metrics(task, preset.name)
-    metrics = build_metrics(names, config.metric_options, preset.name)
+    dataset_cls = registry.dataset(config.dataset)
+    names = config.metrics if config.metrics is not None else default_metrics(dataset_cls.task, preset.name)
+    metrics = build_metrics(names, config.metric_options, preset.name, dataset_cls.task)
     resolution = config.dataset_options.get("resolution", preset.resolution)
     ds_opts = {k: v for k, v in config.dataset_options.items() if k != "resolution"}
-    dataset: Dataset = registry.dataset(config.dataset)(resolution=resolution, data_dir=config.data_dir, **ds_opts)
+    dataset: Dataset = dataset_cls(resolution=resolution, data_dir=config.data_dir, **ds_opts)
     train, reference = dataset.load(dataset.train_split), dataset.load(dataset.reference_split)
     if len(reference) == 0 or len(train) == 0:
         raise InputError(f"dataset {config.dataset!r} has an empty train or reference split")
     arrays, source_sha = read_samples(source, reference.class_names)
-    n_generated = config.n_generated or _directory_n_generated(out) or len(reference)
+    directory_n = config.n_generated or _directory_n_generated(out)
+    n_generated = directory_n or len(reference)
     samples, checks = check_samples(arrays, reference, scale=config.scale, resize=config.resize, source=str(source),
                                     n_scored=n_generated, rng=np.random.default_rng([config.seed, 2]))
     # -- checked: from here on things are written
@@ -385,7 +386,7 @@ def evaluate(config: ExternalConfig) -> RunSummary:
     run_config = RunConfig(generators=[], dataset=config.dataset, out=out, metrics=names, preset=preset.name,
                            seeds=[config.seed], data_dir=config.data_dir, dataset_options=config.dataset_options,
                            metric_options=config.metric_options, device=device, reference=config.reference,
-                           n_generated=config.n_generated or _directory_n_generated(out))
+                           n_generated=directory_n)
     real, real_source = reference_set(dataset, train, reference)
     reference_row = {"source": real_source, "n": len(real), "class_counts": real.class_counts()}
     manifest = _open_manifest(out, run_config, dataset, fingerprint, train, reference,
@@ -408,9 +409,7 @@ def evaluate(config: ExternalConfig) -> RunSummary:
     rowdir = out / label
     info = _store_samples(rowdir, samples, source, source_sha, checks)
     inputs = {"samples_sha256": info["sha256"], "source_sha256": source_sha}
-    for old in (rowdir / "metrics").glob("*.json"):  # results of another sample set
-        if not isinstance(rec := custody.stored(old, read_json), dict) or rec.get("inputs") != inputs:
-            old.unlink()
+    custody.discard_other_inputs(rowdir, inputs)
     supports = frozenset(k for k, f in (("class", "labels"), ("flux", "peak_flux"), ("mask", "masks"))
                          if getattr(samples, f) is not None)
     provenance = {**manifest["provenance"], "seed": config.seed, "generator": name,

@@ -24,7 +24,7 @@ from scipy.optimize import linear_sum_assignment
 
 from .types import InputError
 
-__all__ = ["Finder", "Matches", "match", "scores", "detect_aggregate"]
+__all__ = ["Finder", "Matches", "match", "field_counts", "pooled", "scores", "detect_aggregate"]
 
 FOUND_DTYPE = np.dtype([("row", "f8"), ("col", "f8"), ("flux", "f8")])
 
@@ -87,23 +87,39 @@ def match(true: np.ndarray, found: np.ndarray, radius: float) -> Matches:
     return Matches(len(true), len(found), np.stack([ti[keep], fi[keep]], 1))
 
 
-def scores(true: Sequence[np.ndarray], found: Sequence[np.ndarray], radius: float,
-           flux_tolerance: float) -> dict[str, float]:
-    """Purity, completeness, F1 and flux fraction pooled over images (Eqs. 14–16, Sect. 3.5.3)."""
+def field_counts(true: Sequence[np.ndarray], found: Sequence[np.ndarray], radius: float,
+                 flux_tolerance: float) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Per field: (TP, found, true, TPs whose flux lies within ``flux_tolerance``) as an (n, 4) array, and which
+    true sources were found (one boolean array per field)."""
     if len(true) != len(found):
         raise InputError(f"{len(true)} true source tables against {len(found)} found ones")
-    tp = n_found = n_true = good_flux = 0
-    for t, f in zip(true, found):
+    counts, hits = np.zeros((len(true), 4)), []
+    for k, (t, f) in enumerate(zip(true, found)):
         m = match(t, f, radius)
-        tp, n_found, n_true = tp + m.tp, n_found + m.n_found, n_true + m.n_true
-        if m.tp:
-            good_flux += int(np.sum(np.abs(f["flux"][m.pairs[:, 1]] - t["flux"][m.pairs[:, 0]]) <= flux_tolerance))
+        good = np.abs(f["flux"][m.pairs[:, 1]] - t["flux"][m.pairs[:, 0]]) <= flux_tolerance
+        counts[k] = m.tp, m.n_found, m.n_true, np.sum(good)
+        hit = np.zeros(len(t), bool)
+        hit[m.pairs[:, 0]] = True
+        hits.append(hit)
+    return counts, hits
+
+
+def pooled(counts: np.ndarray) -> dict[str, float]:
+    """Purity, completeness, F1 (Eqs. 14–16) and flux fraction (Sect. 3.5.3) of summed ``field_counts``."""
+    tp, n_found, n_true, good_flux = counts.sum(axis=0)
     purity = tp / n_found if n_found else float("nan")
     completeness = tp / n_true if n_true else float("nan")
     f1 = 2 * purity * completeness / (purity + completeness) if purity + completeness > 0 else 0.0
-    return {"purity": purity, "completeness": completeness, "f1": f1,
-            "flux_fraction": good_flux / n_true if n_true else float("nan"),
-            "tp": tp, "n_found": n_found, "n_true": n_true}
+    return {"purity": float(purity), "completeness": float(completeness), "f1": float(f1),
+            "flux_fraction": float(good_flux / n_true) if n_true else float("nan")}
+
+
+def scores(true: Sequence[np.ndarray], found: Sequence[np.ndarray], radius: float,
+           flux_tolerance: float) -> dict[str, float]:
+    """Purity, completeness, F1 and flux fraction pooled over images, with the pooled counts."""
+    counts, _ = field_counts(true, found, radius, flux_tolerance)
+    tp, n_found, n_true, _ = counts.sum(axis=0).astype(int)
+    return {**pooled(counts), "tp": int(tp), "n_found": int(n_found), "n_true": int(n_true)}
 
 
 def detect_aggregate(tables: Sequence[np.ndarray], radius: float, reliability: float) -> np.ndarray:

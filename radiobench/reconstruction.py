@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 from skimage.metrics import mean_squared_error, peak_signal_noise_ratio, structural_similarity
 
-from .localisation import match
+from .localisation import field_counts, pooled
 from .stats import bootstrap_ci
 from .types import InputError
 
@@ -46,29 +46,10 @@ def image_scores(true: np.ndarray, pred: np.ndarray, n_boot: int, rng: np.random
 def localisation_scores(true: Sequence[np.ndarray], found: Sequence[np.ndarray], radius: float,
                         flux_tolerance: float, n_boot: int, rng: np.random.Generator) -> dict[str, object]:
     """Purity, completeness, F1 and flux fraction with intervals over fields, and completeness per S/N bin."""
-    if len(true) != len(found):
-        raise InputError(f"{len(true)} true source tables against {len(found)} found ones")
-    counts = np.zeros((len(true), 4))  # tp, n_found, n_true, good flux
-    detected, snr = [], []
-    for k, (t, f) in enumerate(zip(true, found)):
-        m = match(t, f, radius)
-        good = np.abs(f["flux"][m.pairs[:, 1]] - t["flux"][m.pairs[:, 0]]) <= flux_tolerance if m.tp else []
-        counts[k] = m.tp, m.n_found, m.n_true, np.sum(good)
-        hit = np.zeros(len(t), bool)
-        hit[m.pairs[:, 0]] = True
-        detected.append(hit)
-        snr.append(t["snr"])
-
-    def ratio(a: int, b: int):
-        return lambda idx: float(counts[idx, a].sum() / counts[idx, b].sum()) if counts[idx, b].sum() else np.nan
-
-    def f1(idx):
-        p, c = ratio(0, 1)(idx), ratio(0, 2)(idx)
-        return 2 * p * c / (p + c) if p + c > 0 else 0.0
-
-    out: dict[str, object] = {name: _interval(counts, stat, n_boot, rng) for name, stat in
-                              (("purity", ratio(0, 1)), ("completeness", ratio(0, 2)), ("f1", f1),
-                               ("flux_fraction", ratio(3, 2)))}
+    counts, detected = field_counts(true, found, radius, flux_tolerance)
+    out: dict[str, object] = {name: _interval(counts, lambda idx, name=name: pooled(counts[idx])[name], n_boot, rng)
+                              for name in ("purity", "completeness", "f1", "flux_fraction")}
+    snr = [t["snr"] for t in true]
     hits, s = np.concatenate(detected) if detected else np.zeros(0), np.concatenate(snr) if snr else np.zeros(0)
     bins = []
     for lo, hi in zip(SNR_BINS[:-1], SNR_BINS[1:]):

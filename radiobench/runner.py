@@ -186,7 +186,6 @@ def _checked(config: RunConfig, preset: Preset, device: str) -> tuple[dict[str, 
         if cls.task != dataset_cls.task:
             raise InputError(f"generator {name!r} serves the {cls.task} task; dataset {config.dataset!r} the "
                              f"{dataset_cls.task} task (`radiobench list` shows which is which)")
-    for name, cls in gen_classes.items():
         opts = config.generator_options.get(name, {})
         try:
             cls(preset=config.preset, device=device, **opts)
@@ -201,11 +200,7 @@ def _checked(config: RunConfig, preset: Preset, device: str) -> tuple[dict[str, 
                 log.warning("metric %r from %s is left out: it %s: %s (`radiobench list metrics` shows it)",
                             entry.name, entry.source, "is refused" if entry.refused else "failed to import",
                             entry.error)
-    for name in metric_names:
-        if (task := registry.metric(name).task) != dataset_cls.task:
-            raise InputError(f"metric {name!r} scores the {task} task; dataset {config.dataset!r} the "
-                             f"{dataset_cls.task} task")
-    metrics = build_metrics(metric_names, config.metric_options, config.preset)
+    metrics = build_metrics(metric_names, config.metric_options, config.preset, dataset_cls.task)
     ds_opts = {k: v for k, v in config.dataset_options.items() if k != "resolution"}
     dataset = dataset_cls(resolution=resolution, data_dir=config.data_dir, **ds_opts)
     return gen_classes, metrics, dataset
@@ -222,10 +217,12 @@ def default_metrics(task: str = "generation", preset: str = "cpu") -> list[str]:
     return out
 
 
-def build_metrics(names: list[str], options: Mapping[str, Mapping[str, Any]], preset: str) -> dict[str, Metric]:
+def build_metrics(names: list[str], options: Mapping[str, Mapping[str, Any]], preset: str,
+                  task: str = "generation") -> dict[str, Metric]:
     """The metrics ``names`` (registered), each built with its ``options`` (``{metric: {option: value}}``)
-    resolved at ``preset``; InputError for an unknown metric, options for a metric not named, an option the
-    metric does not declare, or a value of the wrong type or range."""
+    resolved at ``preset``; InputError for an unknown metric, one that scores another ``task`` than the
+    dataset's, options for a metric not named, an option the metric does not declare, or a value of the wrong
+    type or range."""
     if not isinstance(options, Mapping) or not all(isinstance(v, Mapping) for v in options.values()):
         raise InputError(f"metric options must map metric names to {{option: value}}; got {options!r}")
     unknown = sorted(set(options) - set(names))
@@ -234,6 +231,8 @@ def build_metrics(names: list[str], options: Mapping[str, Mapping[str, Any]], pr
     metrics: dict[str, Metric] = {}
     for name in names:
         cls = registry.metric(name)
+        if cls.task != task:
+            raise InputError(f"metric {name!r} scores the {cls.task} task; the dataset the {task} task")
         opts = dict(options.get(name, {}))
         if cls.OPTIONS is not None:
             metrics[name] = cls(preset=preset, **opts)
@@ -372,9 +371,7 @@ def _sample_or_load(gen: Generator, checkpoint_sha: str, reference: RadioImages,
             "cost": cost}
     write_json(info_path, info)
     inputs = custody.sample_inputs(info)
-    for old in (gdir / "metrics").glob("*.json"):  # results of an earlier sample set (also one deleted by hand)
-        if not isinstance(record := custody.stored(old, read_json), dict) or record.get("inputs") != inputs:
-            old.unlink()
+    custody.discard_other_inputs(gdir, inputs)
     summary.done.append(f"{label}:samples")
     return generated, inputs, cost
 

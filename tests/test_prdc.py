@@ -102,6 +102,11 @@ def test_metrics_on_byol_features_real_vs_itself_and_class_fid():
     assert mixed.value > 0.1 and fid_all == pytest.approx(0.0, abs=1e-6)
     for v in mixed.details["per_class"].values():
         assert v["ci_low"] <= v["value"] <= v["ci_high"]
+    # each class's value is the plain FID of that class's images, computed independently by fid_byol
+    for c, name in enumerate(test.class_names):
+        alone = registry.metric("fid_byol")().compute(test.subset(np.flatnonzero(test.labels == c)),
+                                                     shuffled.subset(np.flatnonzero(shuffled.labels == c)), ctx)
+        assert mixed.details["per_class"][name]["value"] == pytest.approx(alone.value, rel=1e-4, abs=1e-6)
     assert mixed.ci_low <= mixed.value <= mixed.ci_high
     # an unconditioned generator: skipped with a reason
     assert "class" in cls.applicable(test, frozenset())
