@@ -1,7 +1,7 @@
 """radiobench: a benchmark suite for generative models of radio-galaxy images."""
 from .interfaces import Dataset, Generator, Metric, MetricContext
 from .presets import PRESETS, Preset, get_preset
-from .types import Conditions, GeneratorCost, InputError, MetricResult, RadioImages, SurveyInfo
+from .types import Conditions, GeneratorCost, InputError, MetricResult, RadioImages, SampleBatch, SurveyInfo
 
 __version__ = "0.1.0"
 
@@ -18,6 +18,7 @@ __all__ = [
     "InputError",
     "MetricResult",
     "RadioImages",
+    "SampleBatch",
     "SurveyInfo",
     "__version__",
 ]

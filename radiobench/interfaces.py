@@ -19,7 +19,15 @@ from .postprocess import peak_normalised, postprocess, survey_threshold
 from .presets import Preset, get_preset
 from .seeding import image_seeds
 from .store import jsonable
-from .types import Conditions, GeneratorCost, GeneratorOutputError, InputError, MetricResult, RadioImages
+from .types import (
+    Conditions,
+    GeneratorCost,
+    GeneratorOutputError,
+    InputError,
+    MetricResult,
+    RadioImages,
+    SampleBatch,
+)
 
 __all__ = ["Dataset", "Generator", "Metric", "MetricContext", "Plugin"]
 
@@ -157,8 +165,9 @@ class Generator(Plugin, ABC):
         (when given) and resume from them if they are there."""
 
     @abstractmethod
-    def sample_batch(self, conditions: Conditions, seeds: Sequence[int]) -> np.ndarray:
-        """Images (len(seeds), 1, H, W) in [0, 1]; image i must depend only on seeds[i] and its conditions."""
+    def sample_batch(self, conditions: Conditions, seeds: Sequence[int]) -> np.ndarray | SampleBatch:
+        """Images (len(seeds), 1, H, W) in [0, 1]; image i must depend only on seeds[i] and its conditions. A
+        ``SampleBatch`` adds per-image arrays (such as a source catalogue) to the images."""
 
     @abstractmethod
     def save(self, directory: Path) -> None:
@@ -256,6 +265,7 @@ class Generator(Plugin, ABC):
         from .progress import progress_bar
 
         out: list[np.ndarray] = []
+        more: list[dict[str, np.ndarray]] = []  # the batches' further arrays (``SampleBatch.extra``)
         zero_level, to_peak_one = self.zero_level(), self.peak_normalised()
         known = self.train_info.get("image_shape")  # set by remember_training_set
         shape: tuple[int, ...] | None = None if known is None else tuple(known)
@@ -268,17 +278,22 @@ class Generator(Plugin, ABC):
         bar = progress_bar(total=conditions.n, desc=f"sample {self.name}", unit="img", disable=not progress)
         for lo in range(0, conditions.n, batch_size):
             hi = min(conditions.n, lo + batch_size)
-            done = None if kept is None else kept.load(lo, hi - lo, shape)
-            if done is None:
+            stored = None if kept is None else kept.load(lo, hi - lo, shape)
+            if stored is None:
                 seeds = image_seeds(seed, start_index + lo, start_index + hi)
-                batch = np.asarray(self.sample_batch(conditions.slice(lo, hi), seeds))
+                raw = self.sample_batch(conditions.slice(lo, hi), seeds)
+                batch, extra = (raw.images, raw.extra) if isinstance(raw, SampleBatch) else (raw, {})
+                batch = np.asarray(batch)
                 shape = shape or (1, *batch.shape[2:])  # unknown: one channel, as the first batch
                 done = postprocess(self._checked(batch, (hi - lo, *shape)), zero_level, to_peak_one)
                 drawn += hi - lo
                 if kept is not None:
-                    kept.save(lo, done)
+                    kept.save(lo, done, extra)
+            else:
+                done, extra = stored
             shape = shape or tuple(done.shape[1:])
             out.append(done)
+            more.append(extra)
             bar.update(hi - lo)
         bar.close()
         elapsed = time.perf_counter() - t0
@@ -296,7 +311,7 @@ class Generator(Plugin, ABC):
             class_names=tuple(self.train_info["class_names"]) if conditions.labels is not None else None,
             peak_flux=conditions.peak_flux,
             masks=conditions.masks,
-            extra=dict(conditions.images),
+            extra={**conditions.images, **_joined(more)},
         )
         if kept is not None:
             kept.remove()
@@ -453,3 +468,12 @@ def default_cache_dir() -> Path:
     from platformdirs import user_cache_dir
 
     return Path(user_cache_dir("radiobench"))
+
+
+def _joined(batches: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """The batches' further arrays concatenated per name; GeneratorOutputError unless every batch has the same
+    names."""
+    names = {frozenset(b) for b in batches}
+    if len(names) > 1:
+        raise GeneratorOutputError(f"sample batches returned different extra arrays: {sorted(map(sorted, names))}")
+    return {k: np.concatenate([b[k] for b in batches]) for k in (batches[0] if batches else {})}

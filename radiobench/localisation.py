@@ -24,7 +24,8 @@ from scipy.optimize import linear_sum_assignment
 
 from .types import InputError
 
-__all__ = ["Finder", "Matches", "match", "field_counts", "pooled", "scores", "detect_aggregate"]
+__all__ = ["FOUND_DTYPE", "Finder", "Matches", "match", "field_counts", "pooled", "scores", "detect_aggregate",
+           "catalogue_array", "catalogue_tables"]
 
 FOUND_DTYPE = np.dtype([("row", "f8"), ("col", "f8"), ("flux", "f8")])
 
@@ -142,4 +143,30 @@ def detect_aggregate(tables: Sequence[np.ndarray], radius: float, reliability: f
     out = np.zeros(len(kept), FOUND_DTYPE)
     for i, c in enumerate(kept):
         out[i] = (np.mean([m["row"] for m in c]), np.mean([m["col"] for m in c]), np.mean([m["flux"] for m in c]))
+    return out
+
+
+def catalogue_array(tables: Sequence[np.ndarray], rows: int) -> np.ndarray:
+    """Per-field source tables (``FOUND_DTYPE``) as one (n, ``rows``, 3) float array of (row, col, flux), NaN
+    below each table: the ``catalogue`` a reconstruction method returns with its images. InputError for a
+    table longer than ``rows``."""
+    out = np.full((len(tables), rows, 3), np.nan)
+    for i, t in enumerate(tables):
+        if len(t) > rows:
+            raise InputError(f"a catalogue of {len(t)} sources does not fit {rows} rows")
+        out[i, :len(t)] = np.stack([t["row"], t["col"], t["flux"]], 1) if len(t) else np.zeros((0, 3))
+    return out
+
+
+def catalogue_tables(catalogue: np.ndarray) -> list[np.ndarray]:
+    """The per-field tables (``FOUND_DTYPE``) of a ``catalogue_array``."""
+    cat = np.asarray(catalogue, np.float64)
+    if cat.ndim != 3 or cat.shape[2] != 3:
+        raise InputError(f"a catalogue is an (n, rows, 3) array of (row, col, flux); got shape {cat.shape}")
+    out = []
+    for rows in cat:
+        rows = rows[np.isfinite(rows[:, 0])]
+        t = np.zeros(len(rows), FOUND_DTYPE)
+        t["row"], t["col"], t["flux"] = rows[:, 0], rows[:, 1], rows[:, 2]
+        out.append(t)
     return out

@@ -29,7 +29,8 @@ def conditions_sha256(conditions: Conditions) -> str:
 
 
 class PartialSamples:
-    """Finished batches of one sampling call in ``directory``: ``key.json`` and ``batch-<first index>.npy``."""
+    """Finished batches of one sampling call in ``directory``: ``key.json`` and ``batch-<first index>.npz``
+    (the images and any further per-image arrays of the batch)."""
 
     def __init__(self, directory: Path, key: dict[str, Any]):
         self.directory, self.key = Path(directory), {"key": stable_hash(key, 64), **key}
@@ -44,24 +45,27 @@ class PartialSamples:
             write_json(self.directory / "key.json", self.key)
 
     def _path(self, lo: int) -> Path:
-        return self.directory / f"batch-{lo:09d}.npy"
+        return self.directory / f"batch-{lo:09d}.npz"
 
-    def load(self, lo: int, n: int, shape: tuple[int, ...] | None) -> np.ndarray | None:
-        """The finished batch of ``n`` images starting at image ``lo`` if it is stored whole (images of ``shape``
-        when known), else None."""
+    def load(self, lo: int, n: int, shape: tuple[int, ...] | None
+             ) -> tuple[np.ndarray, dict[str, np.ndarray]] | None:
+        """The finished batch of ``n`` images starting at image ``lo`` and its further arrays, if it is stored
+        whole (images of ``shape`` when known), else None."""
         path = self._path(lo)
         if not path.exists():
             return None
         try:
-            batch = np.load(path, allow_pickle=False)
-        except (ValueError, OSError, EOFError):
+            with np.load(path, allow_pickle=False) as z:
+                arrays = {k: z[k] for k in z.files}
+        except (ValueError, OSError, EOFError, KeyError):
             return None
-        whole = batch.ndim == 4 and len(batch) == n
-        return batch if whole and (shape is None or batch.shape[1:] == shape) else None
+        batch = arrays.pop("images", np.zeros(0))
+        whole = batch.ndim == 4 and len(batch) == n and all(len(v) == n for v in arrays.values())
+        return (batch, arrays) if whole and (shape is None or batch.shape[1:] == shape) else None
 
-    def save(self, lo: int, batch: np.ndarray) -> None:
+    def save(self, lo: int, batch: np.ndarray, extra: dict[str, np.ndarray] | None = None) -> None:
         with atomic_path(self._path(lo)) as tmp, open(tmp, "wb") as fh:
-            np.save(fh, batch, allow_pickle=False)
+            np.savez(fh, allow_pickle=False, images=batch, **(extra or {}))
 
     def remove(self) -> None:
         shutil.rmtree(self.directory, ignore_errors=True)

@@ -5,6 +5,11 @@ SSIM (Eq. 13), MAX and SSIM's data range being the true sky's peak over the set;
 counts as PSNR_MAX dB. Localisation scores
 (purity, completeness, F1, flux fraction: :mod:`radiobench.localisation`) pooled over fields; the interval
 resamples fields. Completeness against the true sources' S/N (paper 002 Fig. 13) in bins.
+
+``paper_finder`` and ``match_radius_px`` give every method and metric the same source finder and matching
+radius: paper 002's (footnote 2; r = 5×10⁻⁵ deg). Its pixel size is not stated (51.2″ fields; 0.1″
+assumed): photutils' ``npixels`` = 10 is scaled by pixel area to the dataset's pixels (3 at 0.2″), the
+radius is kept in arcsec.
 """
 from __future__ import annotations
 
@@ -13,14 +18,34 @@ from collections.abc import Sequence
 import numpy as np
 from skimage.metrics import mean_squared_error, peak_signal_noise_ratio, structural_similarity
 
-from .localisation import field_counts, pooled
+from .localisation import Finder, field_counts, pooled
 from .stats import bootstrap_ci
-from .types import InputError
+from .types import InputError, SurveyInfo
 
-__all__ = ["image_scores", "localisation_scores", "SNR_BINS"]
+__all__ = ["image_scores", "localisation_scores", "paper_finder", "match_radius_px", "SNR_BINS",
+           "MATCH_RADIUS_DEG"]
+
+MATCH_RADIUS_DEG = 5e-5
+PAPER_PIXEL_ARCSEC = 0.1  # assumed (not stated in paper 002)
+PAPER_NPIXELS = 10
 
 PSNR_MAX = 100.0
 SNR_BINS = (1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0)
+
+
+def paper_finder(survey: SurveyInfo, noise_rms: float) -> Finder:
+    """Paper 002's photutils finder for sky models (Jy/pixel) of ``survey``: ``npixels`` scaled by pixel area,
+    a detection floor of 0.05 × the noise rms per beam area (a noiseless sky model has no σ to clip)."""
+    pix = survey.pixel_scale_arcsec or 1.0
+    b_maj, b_min, _ = survey.beam_fwhm_arcsec or (pix, pix, 0.0)
+    beam_area_px = np.pi * b_maj * b_min / (4 * np.log(2)) / pix**2
+    return Finder(npixels=max(3, round(PAPER_NPIXELS * (PAPER_PIXEL_ARCSEC / pix) ** 2)),
+                  floor=0.05 * noise_rms / beam_area_px)
+
+
+def match_radius_px(survey: SurveyInfo) -> float:
+    """Paper 002's matching radius r = 5×10⁻⁵ deg in ``survey``'s pixels."""
+    return MATCH_RADIUS_DEG * 3600 / (survey.pixel_scale_arcsec or 1.0)
 
 
 def _interval(per_field: np.ndarray, stat, n_boot: int, rng: np.random.Generator) -> dict[str, float]:

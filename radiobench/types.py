@@ -20,6 +20,7 @@ __all__ = [
     "SurveyInfo",
     "RadioImages",
     "Conditions",
+    "SampleBatch",
     "MetricResult",
     "GeneratorCost",
     "Direction",
@@ -205,6 +206,22 @@ class RadioImages:
                 ids=tuple(meta["ids"]) if meta["ids"] else None,
                 extra=extra,
             )
+
+
+@dataclass(frozen=True)
+class SampleBatch:
+    """What ``Generator.sample_batch`` may return instead of bare images: the images (n, 1, H, W) and further
+    per-image arrays with first axis n that travel with them into the set's ``extra`` (e.g. ``catalogue``: a
+    reconstruction method's own source list, see :func:`radiobench.localisation.catalogue_array`)."""
+
+    images: np.ndarray
+    extra: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for k, v in self.extra.items():
+            if len(v) != len(self.images):
+                raise GeneratorOutputError(f"sample batch extra[{k!r}] has {len(v)} entries for "
+                                           f"{len(self.images)} images")
 
 
 @dataclass

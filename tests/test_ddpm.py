@@ -125,12 +125,12 @@ def test_unconditional_model_and_bad_input():
 
 
 def _eval_loss(g: DDPM, data) -> float:
-    from radiobench_plugins.generators._diffusion import epsilon_loss
+    from radiobench_plugins.generators._diffusion import diffusion_loss
 
     torch.manual_seed(0)
     net, y = g.nets["unet"], torch.from_numpy(data.labels)
     with torch.no_grad():
-        return epsilon_loss(lambda x, t: net(x, t, class_labels=y).sample, torch.from_numpy(data.images) * 2 - 1,
+        return diffusion_loss(lambda x, t: net(x, t, class_labels=y).sample, torch.from_numpy(data.images) * 2 - 1,
                             g.scheduler).item()
 
 

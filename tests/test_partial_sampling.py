@@ -8,6 +8,7 @@ from test_edm import TINY, blobs
 from test_runner import runner_plugins
 
 from radiobench.runner import RunConfig, run
+from radiobench.seeding import image_seeds
 from radiobench.types import Conditions, RadioImages
 from radiobench_plugins.generators.edm import EDM
 
@@ -42,7 +43,7 @@ def test_interrupted_sampling_resumes_bit_identical(model, tmp_path, monkeypatch
     calls = interrupting(monkeypatch, after=2)
     with pytest.raises(KeyboardInterrupt):
         model.sample(cond, seed=5, batch_size=4, partial=tmp_path / "p", checkpoint_sha256="abc")
-    assert len(list((tmp_path / "p").glob("batch-*.npy"))) == 2
+    assert len(list((tmp_path / "p").glob("batch-*.npz"))) == 2
     done = [s for c in calls for s in c]
     monkeypatch.undo()
     calls2 = interrupting(monkeypatch, after=-1)
@@ -81,7 +82,7 @@ def test_the_runner_resumes_an_interrupted_sample_set(tmp_path, monkeypatch):
         calls = interrupting(monkeypatch, after=1)
         with pytest.raises(KeyboardInterrupt):
             run(config(tmp_path / "cut"))
-        assert len(calls) == 1 and (tmp_path / "cut/edm/seed-0/samples.partial/batch-000000000.npy").exists()
+        assert len(calls) == 1 and (tmp_path / "cut/edm/seed-0/samples.partial/batch-000000000.npz").exists()
         monkeypatch.undo()
         calls = interrupting(monkeypatch, after=-1)
         run(config(tmp_path / "cut"))
@@ -89,3 +90,36 @@ def test_the_runner_resumes_an_interrupted_sample_set(tmp_path, monkeypatch):
     a, b = (RadioImages.load(tmp_path / d / "edm/seed-0/samples.npz") for d in ("whole", "cut"))
     assert a.images.tobytes() == b.images.tobytes()
     assert not (tmp_path / "cut/edm/seed-0/samples.partial").exists()
+
+
+def test_further_arrays_of_a_sample_batch_resume_with_their_images(model, tmp_path, monkeypatch):
+    """A ``SampleBatch``'s per-image arrays (a method's catalogue) are kept with the finished batches."""
+    from radiobench.types import GeneratorOutputError, SampleBatch
+
+    real = EDM.sample_batch
+
+    def with_tags(self, conditions, seeds):
+        return SampleBatch(real(self, conditions, seeds), {"tag": np.asarray(seeds, np.int64)[:, None]})
+
+    monkeypatch.setattr(EDM, "sample_batch", with_tags)
+    cond = Conditions(n=10, labels=np.arange(10) % 3, class_names=("left", "right", "centre"))
+    whole = model.sample(cond, seed=2, batch_size=4)
+    assert whole.extra["tag"].shape == (10, 1)
+    calls = interrupting(monkeypatch, after=1)
+    with pytest.raises(KeyboardInterrupt):
+        model.sample(cond, seed=2, batch_size=4, partial=tmp_path / "p", checkpoint_sha256="abc")
+    assert len(calls) == 1
+    monkeypatch.setattr(EDM, "sample_batch", with_tags)
+    resumed = model.sample(cond, seed=2, batch_size=4, partial=tmp_path / "p", checkpoint_sha256="abc")
+    assert resumed.images.tobytes() == whole.images.tobytes()
+    np.testing.assert_array_equal(resumed.extra["tag"], whole.extra["tag"])
+
+    first = image_seeds(2, 0, 1)[0]
+
+    def ragged(self, conditions, seeds):  # the first batch with an extra array, the next without
+        out = real(self, conditions, seeds)
+        return SampleBatch(out, {"tag": np.zeros((len(seeds), 1))}) if seeds[0] == first else out
+
+    monkeypatch.setattr(EDM, "sample_batch", ragged)
+    with pytest.raises(GeneratorOutputError, match="different extra arrays"):
+        model.sample(cond, seed=2, batch_size=4)

@@ -2,6 +2,9 @@
 
 Forward    q(x_t | x_0) = N(√ᾱ_t x_0, (1 − ᾱ_t) I),  ᾱ_t = ∏_{s≤t} (1 − β_s),  β linear in t    (paper 002 Eq. 7)
 Training   E_{t, x_0, ε} ‖ε − ε_θ(x_t, t, c)‖², t uniform in {0, …, T−1}                      (paper 001 Eq. 7-8)
+           or, with ``prediction="v"``, the velocity v = √ᾱ_t ε − √(1 − ᾱ_t) x_0 as target (Salimans & Ho
+           2022): at high noise ε-prediction gives x̂_0 = (x_t − √(1 − ᾱ) ε̂)/√ᾱ, which multiplies the network's
+           error by 1/√ᾱ_T ≈ 130; v-prediction does not.
 Sampling   the ancestral chain of ``DDPMScheduler`` (all T steps, or a strided subset) or the DDIM
            update of ``DDIMScheduler`` (η = 0: deterministic) on a shorter schedule;
            classifier-free guidance ε̃ = (1 + ω) ε_θ(x_t, c) − ω ε_θ(x_t, ∅) (Ho & Salimans 2022).
@@ -18,16 +21,17 @@ from diffusers import DDIMScheduler, DDPMScheduler
 from radiobench.options import POSITIVE, PROBABILITY, Option, Options
 from radiobench.types import InputError
 
-__all__ = ["DIFFUSION_OPTIONS", "EpsFn", "check_schedule", "linear_scheduler", "epsilon_loss", "reverse_chain",
+__all__ = ["DIFFUSION_OPTIONS", "EpsFn", "check_schedule", "linear_scheduler", "diffusion_loss", "reverse_chain",
            "guided_eps", "sampling_nfe", "group_norm_groups"]
 
-EpsFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # ε_θ(x_t, t) for a batch and a scalar t
+EpsFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # ε_θ(x_t, t) (or v_θ) for a batch and t
 
 # options of the diffusion process and its sampler (both plugins; each sets its presets' values)
 DIFFUSION_OPTIONS = Options(
     timesteps=Option(int, 1000, low=2),  # T
     beta_start=replace(POSITIVE, default=1e-4),  # linear β schedule of Ho et al. (2020)
     beta_end=replace(POSITIVE, default=0.02),
+    prediction=Option(str, "epsilon", choices=("epsilon", "v")),  # the network's target: ε (Ho et al.) or v
     cond_dropout=Option(float, 0.1, low=0.0, high=1.0),  # condition replaced by the null token ∅ in training
     ema=replace(PROBABILITY, default=0.0),  # decay of the weights' average used for sampling; 0: none
     sampler=Option(str, "ddpm", sampling=True, choices=("ddpm", "ddim")),
@@ -45,20 +49,21 @@ def check_schedule(name: str, opt: dict[str, Any]) -> None:
 
 
 def linear_scheduler(timesteps: int = 1000, beta_start: float = 1e-4, beta_end: float = 0.02,
-                     clip_sample: bool = False) -> DDPMScheduler:
-    """Ho et al.'s process: T steps, β_t linear from β_1 to β_T, the network predicts ε."""
+                     clip_sample: bool = False, prediction: str = "epsilon") -> DDPMScheduler:
+    """Ho et al.'s process: T steps, β_t linear from β_1 to β_T; the network predicts ε (or v)."""
     return DDPMScheduler(num_train_timesteps=timesteps, beta_start=beta_start, beta_end=beta_end,
-                         beta_schedule="linear", prediction_type="epsilon", clip_sample=clip_sample,
-                         variance_type="fixed_small")
+                         beta_schedule="linear", prediction_type="v_prediction" if prediction == "v" else "epsilon",
+                         clip_sample=clip_sample, variance_type="fixed_small")
 
 
-def epsilon_loss(eps: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], x0: torch.Tensor,
-                 scheduler: DDPMScheduler) -> torch.Tensor:
-    """Eq. 7: ‖ε − ε_θ(√ᾱ_t x_0 + √(1 − ᾱ_t) ε, t)‖² averaged over pixels and the batch (t per image)."""
+def diffusion_loss(net: EpsFn, x0: torch.Tensor, scheduler: DDPMScheduler) -> torch.Tensor:
+    """Eq. 7: ‖ε − ε_θ(√ᾱ_t x_0 + √(1 − ᾱ_t) ε, t)‖² averaged over pixels and the batch (t per image); the
+    target is v = √ᾱ_t ε − √(1 − ᾱ_t) x_0 when the scheduler's prediction type is v."""
     t = torch.randint(0, scheduler.config.num_train_timesteps, (len(x0),), device=x0.device)
     noise = torch.randn_like(x0)
     xt = scheduler.add_noise(x0, noise, t)
-    return ((eps(xt, t).float() - noise) ** 2).mean()
+    target = scheduler.get_velocity(x0, noise, t) if scheduler.config.prediction_type == "v_prediction" else noise
+    return ((net(xt, t).float() - target) ** 2).mean()
 
 
 def guided_eps(conditional: EpsFn, unconditional: EpsFn, omega: float) -> EpsFn:

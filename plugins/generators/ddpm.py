@@ -26,7 +26,7 @@ from radiobench.types import InputError, RadioImages
 from ._diffusion import (
     DIFFUSION_OPTIONS,
     check_schedule,
-    epsilon_loss,
+    diffusion_loss,
     group_norm_groups,
     guided_eps,
     linear_scheduler,
@@ -103,7 +103,8 @@ class DDPM(TorchGenerator):
 
     def make_scheduler(self) -> DDPMScheduler:
         o = self.opt  # x̂_0 clipped to the data range in the ancestral steps, as Ho et al.
-        return linear_scheduler(o["timesteps"], o["beta_start"], o["beta_end"], clip_sample=True)
+        return linear_scheduler(o["timesteps"], o["beta_start"], o["beta_end"], clip_sample=True,
+                                prediction=o["prediction"])
 
     # -- TorchGenerator hooks -------------------------------------------------------------------------
     def train_images(self, images: np.ndarray) -> np.ndarray:
@@ -138,7 +139,7 @@ class DDPM(TorchGenerator):
             for g in opt.param_groups:
                 g["lr"] = o["lr"] * min(1.0, (step + 1) / o["lr_warmup"])
         with run.autocast():
-            loss = epsilon_loss(lambda xt, t: net(xt, t, class_labels=y).sample, x, self.scheduler)
+            loss = diffusion_loss(lambda xt, t: net(xt, t, class_labels=y).sample, x, self.scheduler)
         run.optimizer_step(opt, loss)
         if self.ema is not None:
             self.ema.decay = min(float(o["ema"]), (1 + step) / (10 + step))  # warm-up of the average

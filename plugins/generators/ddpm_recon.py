@@ -5,7 +5,10 @@ Preprocessing  s_tr = (s/c)^(1/γ),  x_0 = (s_tr − 0.5)/0.5                   
 Model          ε_θ([x_t, z], t): the dirty image concatenated to the U-Net input; the ``ddpm`` U-Net,
                β schedule, loss and samplers otherwise (:mod:`.ddpm`).
 Inverse        ŝ = c ((x̂_0 + 1)/2)^γ                                            (Eqs. 4–5)
-Aggregation    ``n_samples`` draws per field, combined pixel-wise by their mean or median (Eqs. 9–10).
+Aggregation    ``n_samples`` draws per field, combined pixel-wise by their mean or median (Eqs. 9–10), or
+               detect-aggregate (Sect. 3.4.1): sources found in each draw, merged within the matching radius,
+               kept when found in at least ``reliability`` of the draws (paper: 30 %), returned as the
+               method's catalogue beside the median image.
 No flips or rotations in training: the PSF is not mirror-symmetric, so a flipped sky would not match its
 dirty image.
 """
@@ -17,20 +20,24 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from radiobench import Conditions, RadioImages
+from radiobench import Conditions, RadioImages, SampleBatch
+from radiobench.localisation import catalogue_array, detect_aggregate
 from radiobench.options import Option
+from radiobench.reconstruction import match_radius_px, paper_finder
 from radiobench.seeding import PerImageRandom
 from radiobench.training import TrainingRun
-from radiobench.types import InputError
+from radiobench.types import InputError, SurveyInfo
 
-from ._diffusion import epsilon_loss, reverse_chain, sampling_nfe
+from ._diffusion import diffusion_loss, reverse_chain, sampling_nfe
 from .ddpm import DDPM, DDPM_OPTIONS, ddpm_unet
 
-OPTIONS = DDPM_OPTIONS.with_defaults(augment=False, conditional=False)
+# cpu: v-prediction, as ε-prediction's samples were noise after the cpu budget (benchmarks/README.md)
+OPTIONS = DDPM_OPTIONS.with_defaults(augment=False, conditional=False, prediction={"cpu": "v"})
 OPTIONS.update(
     gamma=Option(float, 2.0, low=1.0),  # paper 002: γ ∈ {1, 2, 10, 20, 30}; best F1 at γ = 2 (Table 2)
     n_samples=Option(int, 20, presets={"smoke": 2, "cpu": 4}, sampling=True, low=1),  # paper: 20
-    aggregate=Option(str, "median", sampling=True, choices=("mean", "median")),
+    aggregate=Option(str, "median", sampling=True, choices=("mean", "median", "detect")),
+    reliability=Option(float, 0.3, sampling=True, low=0.0, low_open=True, high=1.0),  # detect: paper 002 Table 3
 )
 
 
@@ -38,7 +45,7 @@ class DDPMReconstruction(DDPM):
     name = "ddpm_recon"
     description = "conditional DDPM (paper 002): sky model from the dirty image, γ-root scaling, mean/median of n"
     task = "reconstruction"
-    supports = frozenset({"dirty"})
+    supports = frozenset({"dirty", "scale", "noise_rms"})  # the last two: detect-aggregate's finder
     OPTIONS = OPTIONS
 
     def _set_supports(self) -> None:
@@ -76,7 +83,7 @@ class DDPMReconstruction(DDPM):
             for g in opt.param_groups:
                 g["lr"] = o["lr"] * min(1.0, (step + 1) / o["lr_warmup"])
         with run.autocast():
-            loss = epsilon_loss(lambda xt, t: net(torch.cat([xt, cond], 1), t).sample, target, self.scheduler)
+            loss = diffusion_loss(lambda xt, t: net(torch.cat([xt, cond], 1), t).sample, target, self.scheduler)
         run.optimizer_step(opt, loss)
         if self.ema is not None:
             self.ema.decay = min(float(o["ema"]), (1 + step) / (10 + step))
@@ -97,7 +104,26 @@ class DDPMReconstruction(DDPM):
                               self.scheduler, sampler=o["sampler"], num_steps=o["num_steps"], eta=o["eta"],
                               generators=rng.generators)
             draws.append(((x.clamp(-1, 1) + 1) / 2) ** float(o["gamma"]))  # Eqs. 4–5, in units of c
-        stack = torch.stack(draws)
-        out = stack.mean(0) if o["aggregate"] == "mean" else stack.median(0).values
+        stack = torch.stack(draws).float().cpu().numpy()
+        out = stack.mean(0) if o["aggregate"] == "mean" else np.median(stack, 0)
         self._cost.nfe_per_sample = sampling_nfe(o["timesteps"], o["sampler"], o["num_steps"], 0.0) * len(draws)
-        return out.float().cpu().numpy()
+        if o["aggregate"] != "detect":
+            return out
+        return SampleBatch(out, {"catalogue": self._detect_aggregate(stack, conditions)})
+
+    def _detect_aggregate(self, draws: np.ndarray, conditions: Conditions) -> np.ndarray:
+        """Sect. 3.4.1 on draws (n_samples, B, 1, H, W) in units of c: paper 002's finder on each draw (in
+        Jy/pixel), the tables merged per field. The catalogue's rows bound the clusters that can pass the
+        reliability threshold (each holds ≥ ⌈reliability·n⌉ of at most n·HW/npixels detections)."""
+        info = self.train_info["survey"]
+        survey = SurveyInfo.from_dict(info) if isinstance(info, dict) else info
+        scale, noise = conditions.images["scale"], conditions.images["noise_rms"]
+        n, h, w = len(draws), *draws.shape[-2:]
+        rel = float(self.opt["reliability"])
+        tables = []
+        for i in range(draws.shape[1]):
+            finder = paper_finder(survey, float(noise[i]))
+            found = [finder(d[i, 0] * float(scale[i])) for d in draws]
+            tables.append(detect_aggregate(found, match_radius_px(survey), rel))
+        rows = -(-n * (h * w // paper_finder(survey, 1.0).npixels) // max(1, int(np.ceil(rel * n))))
+        return catalogue_array(tables, rows)

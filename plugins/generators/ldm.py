@@ -31,7 +31,7 @@ from radiobench.types import Conditions, InputError, RadioImages
 
 from ._diffusion import (
     check_schedule,
-    epsilon_loss,
+    diffusion_loss,
     group_norm_groups,
     guided_eps,
     linear_scheduler,
@@ -114,7 +114,8 @@ class LDM(TorchGenerator):
     @property
     def scheduler(self) -> DDPMScheduler:
         o = self.opt
-        return linear_scheduler(o["timesteps"], o["beta_start"], o["beta_end"], clip_sample=False)
+        return linear_scheduler(o["timesteps"], o["beta_start"], o["beta_end"], clip_sample=False,
+                                prediction=o["prediction"])
 
     @property
     def mask_conditioned(self) -> bool:
@@ -217,7 +218,7 @@ class LDM(TorchGenerator):
             for g in opt.param_groups:
                 g["lr"] = o["lr"] * min(1.0, (step + 1) / o["lr_warmup"])
         with run.autocast():
-            loss = epsilon_loss(lambda zt, t: net(self._input(zt, cond), t).sample, z, self.scheduler)
+            loss = diffusion_loss(lambda zt, t: net(self._input(zt, cond), t).sample, z, self.scheduler)
         run.optimizer_step(opt, loss)
         if self.ema is not None:
             self.ema.decay = min(float(o["ema"]), (1 + step) / (10 + step))  # warm-up of the average

@@ -2,10 +2,9 @@
 model of the same field. Localisation (photutils, paper 002 footnote 2; matching radius r = 5×10⁻⁵ deg):
 purity (Eq. 14), completeness (Eq. 15), F1 (Eq. 16), flux fraction (Sect. 3.5.3: |S_found − S_true| ≤ the
 noise rms); image scores (scikit-image): MSE (Eq. 11), peak S/N (Eq. 12), SSIM (Eq. 13). Intervals
-resample fields; completeness against S/N (Fig. 13) is in the F1 record's details.
-
-Paper 002's pixel size is not stated (51.2″ fields; 0.1″ assumed): photutils' ``npixels`` = 10 is scaled
-by pixel area to this dataset's pixels (3 at 0.2″), the radius is kept in arcsec.
+resample fields; completeness against S/N (Fig. 13) is in the F1 record's details. Sources are found in
+each prediction with paper 002's finder (:func:`radiobench.reconstruction.paper_finder`), unless the method
+returned its own ``catalogue`` (detect-aggregate, PyBDSF): then that is scored.
 """
 from __future__ import annotations
 
@@ -17,13 +16,9 @@ import numpy as np
 
 from radiobench import Metric, MetricContext, MetricResult, RadioImages
 from radiobench.interferometry import SOURCE_DTYPE, SOURCE_FIELDS
-from radiobench.localisation import Finder
-from radiobench.reconstruction import image_scores, localisation_scores
+from radiobench.localisation import catalogue_tables
+from radiobench.reconstruction import image_scores, localisation_scores, match_radius_px, paper_finder
 from radiobench.types import InputError
-
-MATCH_RADIUS_DEG = 5e-5
-PAPER_PIXEL_ARCSEC = 0.1  # assumed (not stated in paper 002)
-PAPER_NPIXELS = 10
 
 
 def true_sources(real: RadioImages) -> list[np.ndarray]:
@@ -43,26 +38,28 @@ def scored(real: RadioImages, generated: RadioImages, context: MetricContext) ->
     if len(generated) != len(real):
         raise InputError(f"{len(generated)} predictions for {len(real)} fields: a reconstruction scores one "
                          "prediction per reference field")
-    key = hashlib.sha256(generated.images.tobytes()).hexdigest()
+    catalogue = generated.extra.get("catalogue")
+    key = hashlib.sha256(generated.images.tobytes() + (b"" if catalogue is None else
+                                                       np.ascontiguousarray(catalogue).tobytes())).hexdigest()
 
     def compute() -> dict[str, Any]:
         scale = real.extra["scale"][:, None, None]
-        pix = real.survey.pixel_scale_arcsec or 1.0
         noise = float(real.extra["noise_rms"][0])
-        b_maj, b_min, _ = real.survey.beam_fwhm_arcsec or (pix, pix, 0.0)
-        beam_area_px = np.pi * b_maj * b_min / (4 * np.log(2)) / pix**2
-        finder = Finder(npixels=max(3, round(PAPER_NPIXELS * (PAPER_PIXEL_ARCSEC / pix) ** 2)),
-                        floor=0.05 * noise / beam_area_px)
+        finder = paper_finder(real.survey, noise)
         sky, pred = real.images[:, 0] * scale, generated.images[:, 0] * scale
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # photutils' "no sources found" on empty fields
-            found = [finder(p) for p in pred]
-        radius = MATCH_RADIUS_DEG * 3600 / pix
+        if catalogue is not None:
+            found = catalogue_tables(catalogue)
+        else:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # photutils' "no sources found" on empty fields
+                found = [finder(p) for p in pred]
+        radius = match_radius_px(real.survey)
         rng = context.rng("reconstruction")
         return {"localisation": localisation_scores(true_sources(real), found, radius, noise, context.n_bootstrap,
                                                     rng),
                 "image": image_scores(sky, pred, context.n_bootstrap, rng),
-                "settings": {"npixels": finder.npixels, "floor_jy_per_pixel": finder.floor, "radius_px": radius,
+                "settings": {"sources": "the method's catalogue" if catalogue is not None else "photutils",
+                             "npixels": finder.npixels, "floor_jy_per_pixel": finder.floor, "radius_px": radius,
                              "flux_tolerance_jy": noise}}
 
     return context.remember(f"reconstruction:{key}", compute)
