@@ -243,6 +243,32 @@ def _steps_plot(curves: dict[str, list[float]], path: Path, xlabel: str, title: 
     _save(fig, path)
 
 
+def _completeness_plot(curves: dict[str, list[dict[str, float]]], path: Path) -> None:
+    """Completeness against the true sources' S/N per row (paper 002 Fig. 13), with 95 % Wilson intervals."""
+    from scipy.stats import binomtest
+
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(5, 3.4))
+    for i, (row, bins) in enumerate(curves.items()):
+        kept = [b for b in bins if b["n"]]
+        x = np.array([np.sqrt(b["snr_low"] * b["snr_high"]) for b in kept])
+        k = [round(b["completeness"] * b["n"]) for b in kept]
+        ci = [binomtest(int(kk), int(b["n"])).proportion_ci(method="wilson") for kk, b in zip(k, kept)]
+        y = np.array([b["completeness"] for b in kept])
+        err = np.array([[yy - c.low for yy, c in zip(y, ci)], [c.high - yy for yy, c in zip(y, ci)]])
+        ax.errorbar(x * (1 + 0.03 * i), y, yerr=err, marker="o", ms=3, capsize=2, color=f"C{i}", label=row)
+    ax.set_xscale("log")
+    edges = sorted({e for bins in curves.values() for b in bins for e in (b["snr_low"], b["snr_high"])})
+    ax.set_xticks(edges, [f"{e:g}" for e in edges])
+    ax.set_xticks([], minor=True)
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_xlabel("S/N of the true source (peak / noise rms)")
+    ax.set_ylabel("completeness")
+    ax.set_title("completeness against S/N (paper 002 Fig. 13)", fontsize=9)
+    ax.legend(fontsize=6)
+    _save(fig, path)
+
+
 @dataclass
 class _Page:
     out: Path
@@ -370,6 +396,7 @@ def _detail_figures(tables: list[Table], rows: dict[str, Path], train: RadioImag
     memo: dict[str, dict] = {}
     iou: dict[str, list[float]] = {}
     relations: dict[str, dict[str, dict]] = defaultdict(dict)
+    completeness: dict[str, list[dict[str, float]]] = {}
     for row, metric, d in _details(tables):
         if metric == "classifier_accuracy" and "generated" in d:
             names = d["class_names"]
@@ -385,7 +412,9 @@ def _detail_figures(tables: list[Table], rows: dict[str, Path], train: RadioImag
             iou[row.name] = d["per_image_iou_histogram"]
         if isinstance(d.get("relation"), dict):
             relations[metric][row.name] = d["relation"]
-    if confusion or memo or iou or relations:
+        if isinstance(d.get("completeness_vs_snr"), list):
+            completeness[row.name] = d["completeness_vs_snr"]
+    if confusion or memo or iou or relations or completeness:
         page.sections.append("<h3>What the metrics saw</h3>")
     if confusion:
         _confusion_plot(confusion, names, page.out / "confusion.png")
@@ -404,6 +433,11 @@ def _detail_figures(tables: list[Table], rows: dict[str, Path], train: RadioImag
         _steps_plot(iou, page.out / "segmentation_iou.png", "per-image IoU with the conditioning mask",
                     "segmentation IoU per image")
         page.figure("segmentation: per-image IoU", "segmentation_iou.png")
+    if completeness:
+        _completeness_plot(completeness, page.out / "completeness_snr.png")
+        page.figure("reconstruction: completeness against S/N", "completeness_snr.png",
+                    "Share of the true sources found, per S/N bin of the true source (the lowest seed of each "
+                    "row); bars: 95 % Wilson intervals. Paper 002 reports completeness above 0.9 at S/N 2.")
     for metric, rels in sorted(relations.items()):
         png = f"relation_{metric}.png"
         _relation_plot(rels, page.out / png, metric)

@@ -43,6 +43,11 @@ def test_truth_is_the_ceiling_and_clean_scores_below_it(antennas, tmp_path):
     assert not (tmp_path / "reference").exists()  # no real-vs-real row: the ceiling is the truth method
     # only the reconstruction task's metrics run on a reconstruction dataset
     assert not (tmp_path / "truth" / "seed-0" / "metrics" / "fid_byol.json").exists()
+    from radiobench.report import write_report
+
+    index = write_report(tmp_path)  # completeness against S/N (paper 002 Fig. 13) drawn from the F1 details
+    assert (index.parent / "completeness_snr.png").stat().st_size > 1000
+    assert "completeness against S/N" in index.read_text()
 
 
 def test_tasks_do_not_mix(antennas, tmp_path):
