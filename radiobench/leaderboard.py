@@ -195,6 +195,10 @@ def _read_seed(g: dict[str, Any], manifest: dict[str, Any], name: str, seed_dir:
     if samples.get("external"):  # scored by ``radiobench evaluate``: samples made elsewhere
         g.setdefault("external", set()).add(name)
     config = _configuration(recs)
+    for r in recs:  # the options behind each configuration hash, to name a row by what differs
+        options = (r.get("provenance") or {}).get("generator_config")
+        if isinstance(options, dict) and stable_hash(_numbers_as_floats(options), 8) == config:
+            g.setdefault("options", {})[config] = options
     # the same seed of a row in several runs (each run's reference row: seed 0) is one seed, never two:
     # identical records are kept once; different ones make a row per run
     seen = g["seen"].setdefault((name, config, seed), {}) if recs else {}
@@ -297,13 +301,26 @@ def _build_table(key: tuple[str, str, str], g: dict[str, Any]) -> Table:
     variants = Counter(name for name, _ in {(n, c) for n, c, _ in row_keys})
     for name, n in sorted(variants.items()):
         if n > 1:  # never average seeds of different configurations into one row
-            notes.append(f"{name}: {n} configurations in these runs, one row each (by the hash of the "
-                         "generator_config recorded in every metric file)")
+            notes.append(f"{name}: {n} configurations in these runs, one row each, named by the options in which "
+                         "they differ (the generator_config recorded in every metric file)")
     split = {(n, c) for n, c, origin in row_keys if origin}
+
+    def differing(name: str, config: str) -> str:
+        """The options in which this configuration differs from the name's others (the hash if none are known)."""
+        known = g.get("options", {})
+        mine = known.get(config)
+        others = [known.get(c) for n, c in {(n, c) for n, c, _ in row_keys} if n == name and c != config]
+        if mine is None or any(o is None for o in others):
+            return config
+        keys = sorted(k for k in mine if any(_numbers_as_floats(o.get(k)) != _numbers_as_floats(mine[k])
+                                             for o in others))
+        return ", ".join(f"{k}={mine[k]}" for k in keys) or config
 
     def base(name: str, config: str) -> str:
         shown = f"{name} (external)" if name in g.get("external", ()) else name
-        return g["ref_label"] if name == REFERENCE_ROW else shown if variants[name] == 1 else f"{shown} [{config}]"
+        if name == REFERENCE_ROW:
+            return g["ref_label"]
+        return shown if variants[name] == 1 else f"{shown} [{differing(name, config)}]"
 
     def label(name: str, config: str, origin: str) -> str:
         runs = g["origins"].get((name, config, origin)) if (name, config) in split else None

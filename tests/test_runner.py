@@ -301,5 +301,5 @@ def test_leaderboard_keeps_configurations_apart(plugins, tmp_path):
     assert [(r.name, sorted(r.seeds)) for r in same.rows] == [("counting", [0, 1])] and not same.notes
     (mixed,) = collect([tmp_path / "a", one("c", [2], width=2)])
     names = sorted(r.name for r in mixed.rows)
-    assert len(names) == 2 and all(n.startswith("counting [") for n in names)
+    assert names == ["counting [width=1]", "counting [width=2]"]  # named by the option that differs
     assert mixed.notes and "2 configurations" in mixed.notes[0]
