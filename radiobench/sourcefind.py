@@ -20,6 +20,7 @@ from __future__ import annotations
 import gc
 import os
 import tempfile
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -160,7 +161,9 @@ def process_one(image: np.ndarray, header: Any, options: Mapping[str, Any] | Non
         try:
             # numpy errors ignored, as PyBDSF leaves them globally after its first moment analysis
             # (functions.momanalmask_gaus): every image gets the same state whatever came before it
-            with np.errstate(all="ignore"):
+            # (and its logger's deprecated ``warn`` calls silenced: one DeprecationWarning per message)
+            with np.errstate(all="ignore"), warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeprecationWarning)
                 img = bdsf.process_image(path, outdir=tmp, **kw)
             model = np.asarray(img.model_gaus_arr, np.float32).T.copy() if img.ngaus else np.zeros_like(image)
             return SourceFit(model=model, sources=[_source_row(s) for s in getattr(img, "sources", [])],
