@@ -19,7 +19,7 @@ and warned about). Anything else is an InputError.
 Run directory (``out``, shared with ``radiobench run``)::
 
     NAME/seed-S/samples.npz       the checked set, as the metrics scored it
-    NAME/seed-S/samples.json      external: true, the source path and its sha256, checks, transforms
+    NAME/seed-S/samples.json      external: true, the source's file name (not its path) and sha256, checks, transforms
     NAME/seed-S/metrics/M.json    as the runner's, provenance.external = true
     statistics/*.npz              evaluator outputs on the real sets (content-addressed), so that a
                                   second ``evaluate`` into ``out`` computes only the generated side
@@ -414,7 +414,7 @@ def evaluate(config: ExternalConfig) -> RunSummary:
                          if getattr(samples, f) is not None)
     provenance = {**manifest["provenance"], "seed": config.seed, "generator": name,
                   "generator_config": {"name": name, "external": True}, "external": True,
-                  "source": str(source.resolve()), "source_sha256": source_sha, "checks": checks,
+                  "source": source.name, "source_sha256": source_sha, "checks": checks,
                   "n_generated": len(samples)}
     evaluate_row(rowdir, samples, reference, metrics, context(config.seed), inputs=inputs, supports=supports,
                  provenance=provenance, summary=summary, label=label)
@@ -452,7 +452,7 @@ def _store_samples(rowdir: Path, samples: RadioImages, source: Path, source_sha:
     old = custody.record(info_path) if path.exists() else None
     if old is None or old.get("content_sha256") != content or old.get("sha256") != sha256_file(path):
         samples.save(path)
-    info = {"external": True, "source": str(source.resolve()), "source_sha256": source_sha, "n": len(samples),
+    info = {"external": True, "source": source.name, "source_sha256": source_sha, "n": len(samples),
             "sha256": sha256_file(path), "content_sha256": content, "checks": checks}
     if info != old:
         write_json(info_path, info)

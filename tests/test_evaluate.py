@@ -88,6 +88,7 @@ def test_replay_samples_scored_from_npz_and_folder_match_the_run(smoke_run, tmp_
                     assert got[m]["result"][k] == rec["result"][k], (name, m, k)
             prov = got[m]["provenance"]
             assert prov["external"] is True and prov["source_sha256"] == got[m]["inputs"]["source_sha256"]
+            assert "/" not in prov["source"]  # the file's name, not where it lies on the user's disk
         info = json.loads((smoke_run / name / "seed-0" / "samples.json").read_text())
         assert info["external"] and info["checks"]["class_shares_match_reference"]
     assert json.loads((smoke_run / "replay-npz" / "seed-0" / "samples.json").read_text())["source_sha256"] \
