@@ -17,7 +17,7 @@ import numpy as np
 from radiobench import Conditions, SampleBatch
 from radiobench.localisation import FOUND_DTYPE, catalogue_array
 from radiobench.options import Option, Options
-from radiobench.sourcefind import fits_header, find_sources
+from radiobench.sourcefind import find_sources, fits_header
 from radiobench.types import SurveyInfo
 
 from .clean import _Unlearned
