@@ -93,7 +93,7 @@ class DDPMReconstruction(DDPM):
         return {"loss": loss.item()}
 
     @torch.no_grad()
-    def sample_batch(self, conditions: Conditions, seeds: Sequence[int]) -> np.ndarray:
+    def sample_batch(self, conditions: Conditions, seeds: Sequence[int]) -> np.ndarray | SampleBatch:
         if not self.nets:
             raise RuntimeError(f"{self.name}: fit or load the generator before sampling")
         o, dev = self.opt, torch.device(self.device)
