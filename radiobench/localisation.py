@@ -13,6 +13,7 @@ of the true flux (Sect. 3.5.3). Positions are (row, col) pixel coordinates.
 """
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -20,6 +21,7 @@ import numpy as np
 from astropy.convolution import convolve
 from astropy.stats import sigma_clipped_stats
 from photutils.segmentation import SourceCatalog, deblend_sources, detect_sources, make_2dgaussian_kernel
+from photutils.utils import NoDetectionsWarning
 from scipy.optimize import linear_sum_assignment
 
 from .types import InputError
@@ -53,7 +55,9 @@ class Finder:
         smoothed = convolve(image, kernel)
         _, median, std = sigma_clipped_stats(image, sigma=self.clip_sigma)
         threshold = max(median + self.nsigma * std, self.floor)
-        segments = detect_sources(smoothed, threshold, n_pixels=self.npixels)
+        with warnings.catch_warnings():  # an empty field finds nothing: the empty table says so
+            warnings.simplefilter("ignore", NoDetectionsWarning)
+            segments = detect_sources(smoothed, threshold, n_pixels=self.npixels)
         if segments is None:
             return np.zeros(0, FOUND_DTYPE)
         segments = deblend_sources(smoothed, segments, n_pixels=self.npixels, progress_bar=False)
