@@ -190,6 +190,8 @@ def _read_seed(g: dict[str, Any], manifest: dict[str, Any], name: str, seed_dir:
                             str(seed_dir / "error.json")))
         return
     recs = [_read_record(m) for m in sorted((seed_dir / "metrics").glob("*.json"))]
+    if not recs:  # not evaluated yet (a run in progress): no configuration to show, nor to tell apart
+        return
     fit = _optional_json(seed_dir / "checkpoint" / "fit.json")
     samples = _optional_json(seed_dir / "samples.json") or {}
     if samples.get("external"):  # scored by ``radiobench evaluate``: samples made elsewhere

@@ -584,3 +584,12 @@ def test_unreadable_row_files_never_take_the_table_down(tmp_path):
     assert "stale" in rows["fresh"].marks  # its sample set can no longer be verified
     assert cells_of(table, "retrained")["fid_byol"].startswith("failed")
     render([table], "md")
+
+
+def test_a_seed_still_running_neither_splits_its_row_nor_counts(tmp_path):
+    config = {"name": "g", "preset": "smoke", "lr": 1}
+    done = {"metrics": [rec("pixel_w1", 0.5, ci=(0.4, 0.6), config=config)], "fit": FIT}
+    run = make_run(tmp_path / "run", {"g": {0: done, 1: done, 2: {"fit": FIT}}})  # seed 2: trained, not scored
+    (table,) = collect([run])
+    (row,) = [r for r in table.rows if r.name.startswith("g")]
+    assert row.name == "g" and set(row.seeds) == {0, 1} and not any("configurations" in n for n in table.notes)
