@@ -22,16 +22,26 @@ import torch
 
 from .progress import progress_bar
 from .store import atomic_path
+from .types import InputError
 
 log = logging.getLogger("radiobench")
 
-__all__ = ["TrainingRun", "EMA", "batch_indices"]
+__all__ = ["TrainingRun", "EMA", "batch_indices", "shard_indices"]
 
 
 def batch_indices(n: int, batch_size: int, seed: int, step: int) -> np.ndarray:
     """Minibatch indices for ``step``: a pure function of (seed, step), so a resumed run sees the same batches."""
     rng = np.random.default_rng([int(seed), int(step)])
     return rng.choice(n, size=batch_size, replace=n < batch_size)
+
+
+def shard_indices(n: int, batch_size: int, seed: int, step: int, rank: int, world: int) -> np.ndarray:
+    """Process ``rank``'s share of step ``step``'s minibatch among ``world`` data-parallel processes: every
+    ``world``-th index of ``batch_indices`` from position ``rank``, so the shards partition the batch."""
+    if batch_size % world:
+        raise InputError(f"a batch of {batch_size} cannot be shared evenly by {world} processes: choose a "
+                         f"batch_size divisible by {world}")
+    return batch_indices(n, batch_size, seed, step)[rank::world]
 
 
 class EMA:
@@ -106,7 +116,24 @@ class TrainingRun:
         except ImportError:  # accelerate is optional: plain single-device training
             self.accelerator = None
             self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        torch.manual_seed(self.seed)
+        # data-parallel processes draw their own noise: rank 0 (and a single process) from the seed itself
+        rank_seed = np.random.SeedSequence([self.seed, self.rank]).generate_state(1)[0] >> 1 if self.rank else self.seed
+        torch.manual_seed(int(rank_seed))
+
+    @property
+    def rank(self) -> int:
+        """This process's index among the data-parallel processes (0 when there is one)."""
+        return 0 if self.accelerator is None else int(self.accelerator.process_index)
+
+    @property
+    def world_size(self) -> int:
+        """The number of data-parallel processes (``accelerate launch``, torchrun; 1 otherwise)."""
+        return 1 if self.accelerator is None else int(self.accelerator.num_processes)
+
+    def batch(self, n: int, batch_size: int, step: int) -> np.ndarray:
+        """This process's share of step ``step``'s minibatch of ``batch_size`` (``shard_indices``): several
+        processes train on disjoint parts of one batch and average their gradients, as one process on it."""
+        return shard_indices(n, batch_size, self.seed, step, self.rank, self.world_size)
 
     @property
     def is_main_process(self) -> bool:
@@ -151,7 +178,7 @@ class TrainingRun:
         if path is None or not path.exists():
             return 0
         try:
-            state = torch.load(path, map_location=self.device, weights_only=True)
+            state = torch.load(path, map_location="cpu", weights_only=True)  # load_state_dict places each part
         except Exception as err:  # truncated or garbled: start over rather than fail forever
             return self._discard(path, f"it does not read back ({type(err).__name__}: {err})")
         missing = sorted(set(stateful) - set(state))
@@ -162,9 +189,15 @@ class TrainingRun:
             target.load_state_dict(state[name])
         self.start_step = int(state["step"])
         self.elapsed_before = float(state.get("elapsed", 0.0))
-        if "rng" in state:
+        ranks = state.get("rng_ranks")
+        if ranks is not None and len(ranks) == self.world_size:  # several processes: each its own stream
+            torch.set_rng_state(ranks[self.rank].clone())  # a copy: set_rng_state misreads a view (segfault)
+        elif "rng" in state and self.world_size == 1:
             torch.set_rng_state(state["rng"].cpu())
-        if "cuda_rng" in state and torch.cuda.is_available():
+        else:
+            log.warning("%s was written by %s process(es), resumed by %d: the noise streams start afresh",
+                        path, len(ranks) if ranks is not None else 1, self.world_size)
+        if "cuda_rng" in state and torch.cuda.is_available() and self.world_size == 1:
             torch.cuda.set_rng_state_all([t.cpu() for t in state["cuda_rng"]])
         self._reload_log()
         return self.start_step
@@ -173,17 +206,25 @@ class TrainingRun:
         """Set an unusable training state aside (``*.discarded``) and start from step 0."""
         log.warning("%s cannot be resumed: %s; training from step 0 (the old state is kept as %s.discarded)",
                     path, why, path.name)
-        os.replace(path, path.with_name(path.name + ".discarded"))
-        if self.log_path is not None:
-            self.log_path.unlink(missing_ok=True)
+        if self.is_main_process:  # the others of several processes find the same and start over with it
+            os.replace(path, path.with_name(path.name + ".discarded"))
+            if self.log_path is not None:
+                self.log_path.unlink(missing_ok=True)
         return 0
 
     def checkpoint(self, step: int, **stateful: Any) -> None:
         """Write a checkpoint meaning "steps < step are done"."""
         path = self.checkpoint_path
+        ranks = None
+        if path is not None and self.world_size > 1:  # every process's noise stream (a collective call)
+            from accelerate.utils import gather_object
+
+            ranks = gather_object([torch.get_rng_state()])
         if path is None or not self.is_main_process:  # several processes (accelerate launch): one writes
             return
         state: dict[str, Any] = {"step": int(step), "elapsed": self.elapsed, "rng": torch.get_rng_state()}
+        if ranks is not None:
+            state["rng_ranks"] = torch.stack(ranks)
         if torch.cuda.is_available():  # the device's generators too: a resumed GPU fit continues their streams
             state["cuda_rng"] = torch.cuda.get_rng_state_all()
         for name, obj in stateful.items():

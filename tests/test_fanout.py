@@ -198,45 +198,83 @@ FIT = '''
 import sys, numpy as np
 from radiobench.registry import registry
 from safetensors.numpy import save_file
+out, crash_at = sys.argv[1], int(sys.argv[2])
 ds = registry.dataset("synthetic")(resolution=32)
 train = ds.load(ds.train_split).subset(np.arange(64))
-gen = registry.generator("cvae")(preset="smoke", device="cpu", steps=20)
-gen.fit(train, seed=3, workdir=sys.argv[1] + "-work")
+gen = registry.generator("cvae")(preset="smoke", device="cpu", steps=20, batch_size=16, checkpoint_every=5)
+if crash_at >= 0:
+    step_once = gen.train_step
+    def train_step(step, *args):
+        if step == crash_at:
+            raise KeyboardInterrupt
+        return step_once(step, *args)
+    gen.train_step = train_step
+gen.fit(train, seed=3, workdir=out + "-work")
 run = gen.run
 net = next(iter(gen.train_nets.values()))
-info = f"{run.accelerator.process_index} {run.accelerator.num_processes} {type(net).__name__}"
+info = f"{run.rank} {run.world_size} {type(net).__name__} {gen.train_info['start_step']}"
 state = {f"{k}.{n}": p.detach().numpy() for k, m in gen.nets.items() for n, p in m.state_dict().items()}
-save_file(state, f"{sys.argv[1]}-rank{run.accelerator.process_index}.safetensors", metadata={"info": info})
+save_file(state, f"{out}-rank{run.rank}.safetensors", metadata={"info": info})
 '''
 
 
-def test_two_gloo_processes_train_like_one(tmp_path):
+def test_shards_partition_each_batch():
+    from radiobench.training import batch_indices, shard_indices
+    from radiobench.types import InputError
+
+    for step in range(5):
+        whole = batch_indices(64, 16, 3, step)
+        shards = [shard_indices(64, 16, 3, step, r, 2) for r in range(2)]
+        assert [len(x) for x in shards] == [8, 8]
+        assert sorted(np.concatenate(shards)) == sorted(whole)  # the two shards are the batch, nothing twice
+    np.testing.assert_array_equal(shard_indices(64, 16, 3, 0, 0, 1), batch_indices(64, 16, 3, 0))
+    with pytest.raises(InputError, match="divisible by 3"):
+        shard_indices(64, 16, 3, 0, 0, 3)
+
+
+def test_two_gloo_processes_share_each_batch_and_resume_bit_identically(tmp_path):
     """torchrun (the launcher ``accelerate launch`` uses) with 2 CPU processes: accelerate wraps the networks in
-    DistributedDataParallel over gloo and all-reduces every gradient; the ranks draw the same batches (the loop
-    is replicated, not sharded), so the weights must equal a single process's to float rounding (1e-6)."""
+    DistributedDataParallel over gloo, each rank trains on its half of every batch with its own noise, and the
+    all-reduced gradients keep the ranks' weights equal. A fit killed after its step-15 checkpoint and started
+    again ends with the weights of the uninterrupted one (each rank's noise stream is in the checkpoint); a
+    single process trains the same configuration to a similar loss."""
     from safetensors import safe_open
 
     script = tmp_path / "fit.py"
     script.write_text(FIT)
-    procs = [subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-                               "--master_port", str(29500 + os.getpid() % 1000), str(script), str(tmp_path / "multi")],
-                              env=ENV, stderr=subprocess.PIPE, text=True),
-             subprocess.Popen([sys.executable, str(script), str(tmp_path / "single")], env=ENV, stderr=subprocess.PIPE,
-                              text=True)]
+    port = 29500 + os.getpid() % 1000
+
+    def torchrun(name: str, crash_at: int = -1, nproc: int = 2, port: int = port) -> subprocess.Popen:
+        launch = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(nproc), "--master_port",
+                  str(port)] if nproc > 1 else [sys.executable]
+        return subprocess.Popen([*launch, str(script), str(tmp_path / name), str(crash_at)], env=ENV,
+                                stderr=subprocess.PIPE, text=True)
+
+    procs = [torchrun("multi"), torchrun("single", nproc=1), torchrun("killed", crash_at=17, port=port + 1)]
     errs = [p.communicate(timeout=600)[1] for p in procs]
-    assert [p.returncode for p in procs] == [0, 0], errs
+    assert [p.returncode == 0 for p in procs] == [True, True, False], errs
+    assert "KeyboardInterrupt" in errs[2]
+    again = torchrun("killed", port=port + 1)
+    assert again.wait(timeout=600) == 0, again.communicate()[1]
 
     def weights(name):
         with safe_open(str(tmp_path / f"{name}.safetensors"), "np") as fh:
             return fh.metadata()["info"], {k: fh.get_tensor(k) for k in fh.keys()}
 
-    (info0, w0), (info1, w1), (info, w) = (weights(n) for n in ("multi-rank0", "multi-rank1", "single-rank0"))
-    assert (info0, info1, info) == ("0 2 DistributedDataParallel", "1 2 DistributedDataParallel", "0 1 CVAENet")
+    runs = {n: weights(n) for n in ("multi-rank0", "multi-rank1", "single-rank0", "killed-rank0", "killed-rank1")}
+    assert [runs[n][0] for n in runs] == ["0 2 DistributedDataParallel 0", "1 2 DistributedDataParallel 0",
+                                          "0 1 CVAENet 0", "0 2 DistributedDataParallel 15",
+                                          "1 2 DistributedDataParallel 15"]
+    w0, w1, w, k0, k1 = (runs[n][1] for n in runs)
     assert w.keys() == w0.keys() == w1.keys() and len(w) > 4
     for k in w:
-        assert np.abs(w0[k] - w[k]).max() <= 1e-6 and np.abs(w1[k] - w0[k]).max() <= 1e-6, k
-    assert any(np.abs(w[k]).max() > 0.1 for k in w)
-    assert (tmp_path / "multi-work" / "train_state.pt").exists()  # written by rank 0 only
+        assert np.abs(w0[k] - w1[k]).max() <= 1e-6, k  # the all-reduce keeps the ranks in step
+        assert np.abs(k0[k] - w0[k]).max() <= 1e-6 and np.abs(k1[k] - w0[k]).max() <= 1e-6, k
+    assert max(np.abs(w0[k] - w[k]).max() for k in w) > 1e-4  # other batches per process than one process's
+    losses = {n: [float(r["loss"]) for r in csv.DictReader(open(tmp_path / f"{n}-work" / "losses.csv"))]
+              for n in ("multi", "single")}
+    assert len(losses["multi"]) == len(losses["single"]) == 20
+    assert 0.5 < np.mean(losses["multi"][-5:]) / np.mean(losses["single"][-5:]) < 2.0
 
 
 def test_cli_status_and_fan_out_flags(serial, tmp_path, capsys):

@@ -3,9 +3,10 @@
 ``TorchGenerator`` turns a few hooks (build networks, one training step, decode a batch) into a full
 radiobench Generator: declared options (``TORCH_OPTIONS`` and the plugin's own, see ``radiobench.options``),
 a resumable ``TrainingRun`` (device placement through accelerate, bf16 autocast, checkpoints, losses.csv,
-wall-clock budget), minibatches that are a pure function of (seed, step) with random flips and 90° rotations
-drawn from the step's own generator (``augment``, ``step_generator``), steps from ``steps`` or ``epochs``
-(``total_steps``), per-image-seeded sampling in eval mode, and save/load (safetensors + JSON).
+wall-clock budget), minibatches that are a pure function of (seed, step), shared out among data-parallel
+processes (``TrainingRun.batch``), with random flips and 90° rotations drawn from the step's own generator
+(``augment``, ``step_generator``), steps from ``steps`` or ``epochs`` (``total_steps``), per-image-seeded
+sampling in eval mode, and save/load (safetensors + JSON).
 
 Also here: the output grid of the convolutional generators (``grid_for``) and the equalised-learning-rate
 layers, pixel norm and minibatch standard deviation of Karras et al. (2017).
@@ -29,7 +30,7 @@ from radiobench.interfaces import Generator
 from radiobench.options import POSITIVE, Option, Options
 from radiobench.postprocess import POSTPROCESSING
 from radiobench.seeding import PerImageRandom, seed_everything, step_generator
-from radiobench.training import EMA, TrainingRun, batch_indices
+from radiobench.training import EMA, TrainingRun
 from radiobench.types import Conditions, GeneratorCost, InputError, RadioImages
 
 __all__ = [
@@ -176,6 +177,8 @@ class TorchGenerator(Generator):
             checkpoint_every=o["checkpoint_every"], desc=f"fit {self.name}", device=self.device,
             max_seconds=None if o["max_minutes"] is None else 60.0 * o["max_minutes"], progress=bool(o["progress"]),
         )
+        bs = int(o["batch_size"])
+        run.batch(len(pool), bs, 0)  # InputError now for a batch the data-parallel processes cannot share
         names = list(self.nets)
         for m in self.nets.values():
             m.to(run.device).train()
@@ -190,10 +193,9 @@ class TorchGenerator(Generator):
         x_all = torch.from_numpy(self.train_images(train.images)).to(run.device) * (hi - lo) + lo
         y_all = None if labels is None else torch.from_numpy(labels).to(run.device)
         extras = {k: torch.from_numpy(v).to(run.device) for k, v in self.extras.items()}
-        bs = int(o["batch_size"])
         self.run = run
         for step in run:
-            idx = torch.from_numpy(pool[batch_indices(len(pool), bs, seed, step)]).to(run.device)
+            idx = torch.from_numpy(pool[run.batch(len(pool), bs, step)]).to(run.device)  # this process's share
             x = x_all[idx]
             if o["augment"]:  # flips and 90° rotations: radio morphologies have no preferred orientation
                 x = random_flip_rot90(x, step_generator(seed, step))
