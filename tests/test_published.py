@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parents[1] / "leaderboard"
 TABLES = {
     "first-cpu": ["runs/first-cpu", "runs/first-cpu-edm", "runs/first-cpu-vae-gan"],
     "mirabest-cpu": ["runs/mirabest-cpu"],
-    "alma_sim-cpu": ["runs/alma_sim-cpu"],
+    "alma_sim-cpu": ["runs/alma_sim-cpu", "runs/alma_sim-cpu-mean", "runs/alma_sim-cpu-detect"],
 }
 
 
