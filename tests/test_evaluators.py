@@ -357,3 +357,33 @@ def test_half_sample_intervals_match_the_sampling_spread():
         half_width_sd = (iv.high - iv.low) / (2 * 1.96)
         assert 0.6 * true_sd < half_width_sd < 1.6 * true_sd, (stat.__name__, true_sd, half_width_sd)
         assert iv.low <= iv.value <= iv.high
+
+
+def test_two_runs_needing_one_evaluator_train_it_once(synth_ctx, tmp_path, monkeypatch):
+    """Two runs sharing the cache (threads here: the lock is per open file, as across processes) that both miss
+    the same evaluator: one trains it, the other waits and loads what it wrote."""
+    import threading
+    import time
+
+    from radiobench.evaluators import cache
+
+    trained: list[str] = []
+
+    def train(payload, train, cache_dir, **kw):
+        trained.append(payload["kind"])
+        time.sleep(0.5)  # long enough for the other to arrive while this one trains
+        entry = cache.evaluator_root(cache_dir) / f"{payload['kind']}-{cache.stable_hash(payload, 16)}"
+        entry.mkdir(parents=True)
+        return "trained"
+
+    monkeypatch.setattr(cache, "train_evaluator", train)
+    monkeypatch.setattr(cache, "load_entry", lambda entry: "loaded")
+    base, _ = synth_ctx
+    got: list[str] = []
+    threads = [threading.Thread(target=lambda: got.append(
+        cache.get_evaluator("byol", dataclasses.replace(base, cache_dir=tmp_path, memo={})))) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert trained == ["byol"] and sorted(got) == ["loaded", "trained"]

@@ -54,7 +54,7 @@ from torch import nn
 from .. import __version__
 from ..checkpoint import save_weights, tensors_under
 from ..interfaces import MetricContext
-from ..store import atomic_path, current_umask, read_json, sha256_bytes, sha256_file, stable_hash, write_json
+from ..store import atomic_path, current_umask, read_json, sha256_bytes, sha256_file, stable_hash, unit_lock, write_json
 from ..training import TrainingRun
 from ..types import InputError, RadioImages
 from .base import EvaluatorSpec, total_steps
@@ -185,20 +185,27 @@ def get_evaluator(
     payload = fingerprint_payload(kind, context, seed=seed, config=config)
     fp = stable_hash(payload, 16)
 
+    def cached(entry: Path) -> Evaluator:
+        try:
+            return load_entry(entry)
+        except InputError as err:
+            raise InputError(f"{err}; delete {entry} to retrain this evaluator, or import it again") from None
+
     def obtain() -> Evaluator:
         entry = evaluator_root(context.cache_dir) / f"{kind}-{fp}"
         if entry.exists():
-            try:
-                return load_entry(entry)
-            except InputError as err:
-                raise InputError(f"{err}; delete {entry} to retrain this evaluator, or import it again") from None
+            return cached(entry)
         if not train:
             raise InputError(
                 f"no cached {kind} evaluator {fp} for dataset {context.dataset!r} (preset {context.preset.name}); "
                 "train it with `radiobench evaluators train` or import a shared set"
             )
-        return train_evaluator(payload, context.train, context.cache_dir, device=context.device,
-                               preset=context.preset.name, progress=progress)
+        # one process trains it (runs sharing the cache, fan-out workers); the others wait, then load it
+        with unit_lock(evaluator_root(context.cache_dir) / ".locks" / entry.name):
+            if entry.exists():
+                return cached(entry)
+            return train_evaluator(payload, context.train, context.cache_dir, device=context.device,
+                                   preset=context.preset.name, progress=progress)
 
     return context.remember(_memo_key(kind, fp), obtain)
 
