@@ -75,7 +75,19 @@ def match_conditions(
     if "mask" in supports and reference.masks is not None:
         masks = reference.masks.copy()
     images = {k: v.copy() for k, v in reference.extra.items() if k in supports}
+    if "background" in supports:
+        images["background"] = background_images(train, n, rng)
     return Conditions(n=n, labels=labels, class_names=class_names, peak_flux=flux, masks=masks, images=images)
+
+
+def background_images(train: RadioImages, n: int, rng: np.random.Generator) -> np.ndarray:
+    """``n`` random training images with their sources (mask > 0, where the set has masks) set to 0: the
+    background conditions of a generated set (paper 001 Sect. 4.3), never images of the reference split."""
+    idx = rng.integers(0, len(train), n)
+    images = train.images[idx].copy()
+    if train.masks is not None:
+        images[train.masks[idx] > 0] = 0.0
+    return images
 
 
 def proportional_index(reference: RadioImages, n: int) -> np.ndarray:

@@ -131,3 +131,36 @@ def test_an_interrupted_fit_resumes_in_either_stage_to_the_same_weights(stage, a
     for name, m in full.sampling_modules().items():
         for p, q in zip(resumed.sampling_modules()[name].parameters(), m.parameters()):
             torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6)
+
+
+def test_background_condition_transfers_the_background_level(tmp_path):
+    """Squares on a background of level 0 or 0.4 (at random); the model sees each image's background (square cut
+    out) through E_c and cross-attention. Conditioned on bright backgrounds its samples' backgrounds are brighter
+    than conditioned on dark ones, by most of the 0.4 the two differ."""
+    data = squares(96)
+    level = np.where(np.random.default_rng(5).random(96) < 0.5, 0.0, 0.4).astype(np.float32)
+    data.images[:] = np.where(data.masks > 0, 1.0, level[:, None, None, None])
+    g = LDM("smoke", **TINY, ae_steps=400, steps=1000, ae_lr=3e-3, lr=3e-3, batch_size=16, ema=0.0, background=True,
+            cond_dropout=0.1)  # 300 steps did not learn to attend; 100 autoencoder steps lost the levels
+    g.fit(data, seed=0)
+    assert g.supports == {"mask", "background"}
+    test = squares(16, seed=1)
+    masks = test.masks
+    bg = {lv: np.full((16, 1, 16, 16), lv, np.float32) for lv in (0.0, 0.4)}
+
+    def background_level(background):
+        images = {} if background is None else {"background": background}
+        x = g.sample(Conditions(n=16, masks=masks, images=images), seed=3).images
+        return float(np.median(x[masks == 0]))
+
+    dark, bright = background_level(bg[0.0]), background_level(bg[0.4])
+    assert bright - dark > 0.2, (dark, bright)
+    cond = match_conditions(test, data, g.supports, np.random.default_rng(0))
+    assert cond.images["background"].shape == (16, 1, 16, 16)
+    assert not np.any(cond.images["background"] == 1.0)  # the training images' squares are cut out
+    g.save(tmp_path / "bg")
+    back = LDM("smoke", num_steps=4)  # sampling options are the caller's
+    back.load(tmp_path / "bg")  # the condition encoder is saved with the U-Net and the autoencoder
+    assert back.supports == g.supports and back.num_parameters() == g.num_parameters()
+    c = Conditions(n=4, masks=masks[:4], images={"background": bg[0.4][:4]})
+    np.testing.assert_allclose(back.sample(c, seed=7).images, g.sample(c, seed=7).images, atol=1e-5)

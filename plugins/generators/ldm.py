@@ -7,9 +7,12 @@ Stage 2    DDPM in the latent space (``_diffusion``; T = 1000, linear β, ε-pre
            q(z|x) of each (augmented) training image, the mask concatenated to the U-Net input at every
            step (Sect. 4.3): L = E ‖ε − ε_θ([z_t, m↓], t)‖² (Eq. 8), m↓ the source mask (mask > 0) averaged
            over f×f blocks; with probability ``cond_dropout`` the null mask ∅ (all −1) instead.
-Sampling   z_T ~ N(0, I) → z_0 by the DDPM or DDIM chain, guidance ω on the mask, x = D(z_0 / scale).
-
-Not implemented: the background-image condition encoder and its cross-attention (Sect. 4.3, second source).
+Background (option ``background``; Sect. 4.3's second condition, Fig. 4): a condition encoder E_c maps an image
+           with its sources masked out to a few tokens c (global background features) that the U-Net's
+           cross-attention layers attend to (``UNet2DConditionModel``): ε_θ([z_t, m↓], t, c); with probability
+           ``cond_dropout`` the null tokens ∅ (zeros) instead. A generated set takes its backgrounds from
+           random training images (``radiobench.conditioning.match_conditions``).
+Sampling   z_T ~ N(0, I) → z_0 by the DDPM or DDIM chain, guidance ω on the conditions, x = D(z_0 / scale).
 """
 from __future__ import annotations
 
@@ -21,7 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from diffusers import AutoencoderKL, DDPMScheduler
+from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
 from torch import nn
 
 from radiobench.options import POSITIVE, Option, Options
@@ -41,7 +44,7 @@ from ._diffusion import (
 from ._torch import TorchGenerator
 from .ddpm import DDPM_OPTIONS, ddpm_unet
 
-__all__ = ["LDM", "LDM_OPTIONS", "kl_autoencoder", "NULL_MASK"]
+__all__ = ["LDM", "LDM_OPTIONS", "kl_autoencoder", "NULL_MASK", "BackgroundEncoder", "cross_attention_unet"]
 
 F_COMPRESSION = 4  # paper 001 Sect. 4.1: two downsampling blocks
 NULL_MASK = -1.0  # the value of every pixel of the null condition ∅ (a real mask lies in [0, 1])
@@ -57,6 +60,9 @@ LDM_OPTIONS = Options(
     kl_weight=replace(POSITIVE, default=1e-6),  # λ_KL of Rombach et al.'s KL-f4
     ae_steps=Option(int, presets={"smoke": 20, "cpu": 300, "paper": 100_000}, low=0),  # cpu: ~10 min (README)
     ae_lr=replace(POSITIVE, default=1e-3, presets={"paper": 1e-4}),
+    # the background condition (Sect. 4.3): E_c's tokens and their width (the U-Net's cross_attention_dim)
+    background=Option(bool, False, presets={"paper": True}),
+    context_dim=Option(int, presets={"smoke": 16, "cpu": 64, "paper": 512}, low=1),
 ).with_defaults(
     # stage 2: the latent U-Net. paper: LDM-4's (224·(1, 2, 3), attention at the two coarser levels)
     channels={"smoke": (16, 32), "cpu": (64, 128), "paper": (224, 448, 672)},
@@ -79,6 +85,43 @@ def kl_autoencoder(channels: Sequence[int], layers: int, latent_channels: int, a
     )
 
 
+def cross_attention_unet(channels: Sequence[int], layers_per_block: int, attn_levels: Sequence[int], *,
+                         in_channels: int, out_channels: int, context_dim: int, dropout: float = 0.0,
+                         sample_size: int | None = None) -> UNet2DConditionModel:
+    """The ``ddpm`` U-Net's widths as diffusers' ``UNet2DConditionModel``: cross-attention to the context tokens at
+    ``attn_levels`` and in the middle block."""
+    levels = range(len(channels))
+    return UNet2DConditionModel(
+        sample_size=sample_size, in_channels=in_channels, out_channels=out_channels,
+        block_out_channels=tuple(channels), layers_per_block=layers_per_block,
+        down_block_types=tuple("CrossAttnDownBlock2D" if i in attn_levels else "DownBlock2D" for i in levels),
+        up_block_types=tuple("CrossAttnUpBlock2D" if i in attn_levels else "UpBlock2D" for i in reversed(levels)),
+        norm_num_groups=group_norm_groups(channels), dropout=dropout, cross_attention_dim=context_dim,
+        attention_head_dim=max(8, min(channels) // 4),
+    )
+
+
+class BackgroundEncoder(nn.Module):
+    """E_c for the background: two stride-2 convolutions, average-pooled to a 2×2 grid, each cell a token of
+    width ``dim`` (global features: where the sources lie is the mask's business)."""
+
+    tokens = 4
+
+    def __init__(self, width: int, dim: int):
+        super().__init__()
+        self.net = nn.Sequential(nn.Conv2d(1, width, 3, 2, 1), nn.SiLU(), nn.Conv2d(width, width, 3, 2, 1), nn.SiLU(),
+                                 nn.AdaptiveAvgPool2d(2))
+        self.proj = nn.Linear(width, dim)
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        return self.proj(self.net(image).flatten(2).transpose(1, 2))  # (N, 4, dim)
+
+
+def _background(image: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """An image in [−1, 1] with its sources (mask > 0) set to the data minimum: only the background is left."""
+    return image if mask is None else torch.where(mask > 0, torch.full_like(image, -1.0), image)
+
+
 def _mask_latent(mask: torch.Tensor) -> torch.Tensor:
     """Source mask (N, 1, H, W) in {0, 1} → its f×f block averages at the latent grid."""
     return F.avg_pool2d(mask.float(), F_COMPRESSION)
@@ -89,7 +132,8 @@ class LDM(TorchGenerator):
 
     Options: those of ``ddpm`` (the latent U-Net, the process, training and sampling; ``conditional``: condition
     on the training set's masks when it has them) and ae_channels, ae_layers, ae_attention, latent_channels,
-    kl_weight, ae_steps, ae_lr (the autoencoder, trained first with ``batch_size``). ``fit(workdir=...)`` keeps
+    kl_weight, ae_steps, ae_lr (the autoencoder, trained first with ``batch_size``); background, context_dim
+    (the background condition encoder and the U-Net's cross-attention). ``fit(workdir=...)`` keeps
     each stage's checkpoint and losses.csv in workdir/autoencoder and workdir/diffusion.
     """
 
@@ -121,6 +165,10 @@ class LDM(TorchGenerator):
     def mask_conditioned(self) -> bool:
         return bool(self.train_info.get("mask_conditioned"))
 
+    @property
+    def background_conditioned(self) -> bool:
+        return bool(self.opt["background"])
+
     # -- the two stages ---------------------------------------------------------------------------------
     def fit(self, train: RadioImages, *, seed: int, workdir: Path | None = None) -> None:
         """Stage 1 (autoencoder), then stage 2 (latent diffusion), each a resumable ``TrainingRun``."""
@@ -143,7 +191,8 @@ class LDM(TorchGenerator):
         return int(self.run_opt["ae_steps"]) if self.stage == "autoencoder" else super().total_steps(n_train)
 
     def _set_supports(self) -> None:
-        self.supports = frozenset({"mask"}) if self.mask_conditioned else frozenset()
+        kinds = {"mask"} if self.mask_conditioned else set()
+        self.supports = frozenset(kinds | ({"background"} if self.background_conditioned else set()))
 
     def prepare_data(self, train: RadioImages, seed: int, workdir: Path | None) -> None:
         side, depth = train.images.shape[-1], len(self.opt["channels"]) - 1
@@ -155,6 +204,8 @@ class LDM(TorchGenerator):
         use = bool(self.opt["conditional"]) and train.masks is not None
         self.train_info["mask_conditioned"] = use
         self.masks = (train.masks > 0).astype(np.float32) if use else None
+        if self.background_conditioned and train.masks is not None and self.masks is None:
+            self.masks = (train.masks > 0).astype(np.float32)  # to cut the sources out of the background
 
     def train_images(self, images: np.ndarray) -> np.ndarray:
         """The images with the source mask as a second channel, so augmentation flips and turns both alike."""
@@ -168,17 +219,23 @@ class LDM(TorchGenerator):
         if self.stage == "autoencoder":
             self.nets = {"autoencoder": self.autoencoder}
         else:
-            c = int(o["latent_channels"])
-            self.nets = {"unet": ddpm_unet(o["channels"], o["layers_per_block"], o["attn_levels"],
-                                           in_channels=c + int(self.mask_conditioned), out_channels=c,
-                                           dropout=o["dropout"], sample_size=int(ti["image_size"]) // F_COMPRESSION)}
+            c, side = int(o["latent_channels"]), int(ti["image_size"]) // F_COMPRESSION
+            shape = dict(in_channels=c + int(self.mask_conditioned), out_channels=c, dropout=o["dropout"],
+                         sample_size=side)
+            if self.background_conditioned:
+                self.nets = {"unet": cross_attention_unet(o["channels"], o["layers_per_block"], o["attn_levels"],
+                                                          context_dim=int(o["context_dim"]), **shape),
+                             "background_encoder": BackgroundEncoder(int(o["channels"][0]), int(o["context_dim"]))}
+            else:
+                self.nets = {"unet": ddpm_unet(o["channels"], o["layers_per_block"], o["attn_levels"], **shape)}
         self.ema = None
 
     def sampling_modules(self) -> dict[str, nn.Module]:
         assert self.autoencoder is not None
         if self.stage == "autoencoder":
             return {"autoencoder": self.autoencoder}
-        return {"autoencoder": self.autoencoder, "unet": self.nets.get("unet_ema", self.nets["unet"])}
+        out = {"autoencoder": self.autoencoder, "unet": self.nets.get("unet_ema", self.nets["unet"])}
+        return out | ({"background_encoder": self.nets["background_encoder"]} if self.background_conditioned else {})
 
     def make_optimizers(self) -> dict[str, torch.optim.Optimizer]:
         o = self.run_opt
@@ -189,7 +246,8 @@ class LDM(TorchGenerator):
         self.autoencoder.to(device).eval().requires_grad_(False)  # frozen in stage 2
         if o["ema"]:
             self.ema = EMA(self.nets["unet"], float(o["ema"]))
-        return {"opt": torch.optim.Adam(self.nets["unet"].parameters(), lr=o["lr"])}
+        trained = [p for k in ("unet", "background_encoder") if k in self.nets for p in self.nets[k].parameters()]
+        return {"opt": torch.optim.Adam(trained, lr=o["lr"])}
 
     def train_step(self, step: int, x: torch.Tensor, y: torch.Tensor | None, run: TrainingRun,
                    extra: dict[str, torch.Tensor]) -> dict[str, float]:
@@ -210,15 +268,21 @@ class LDM(TorchGenerator):
         with torch.no_grad():
             z = ae.encode(image).latent_dist.sample() * float(self.train_info["latent_scale"])
         cond: torch.Tensor | None = None
+        mask = x[:, 1:] if x.shape[1] > 1 else None
         if self.mask_conditioned:  # condition dropout: the null mask ∅
             m = _mask_latent(x[:, 1:] > 0)
             drop = (torch.rand(len(m), device=m.device) < o["cond_dropout"]).view(-1, 1, 1, 1)
             cond = torch.where(drop, torch.full_like(m, NULL_MASK), m)
+        context: torch.Tensor | None = None
+        if self.background_conditioned:  # its own dropout: the null tokens ∅
+            tokens = self.train_nets["background_encoder"](_background(image, mask))
+            keep = (torch.rand(len(tokens), device=tokens.device) >= o["cond_dropout"]).view(-1, 1, 1)
+            context = tokens * keep
         if o["lr_warmup"]:
             for g in opt.param_groups:
                 g["lr"] = o["lr"] * min(1.0, (step + 1) / o["lr_warmup"])
         with run.autocast():
-            loss = diffusion_loss(lambda zt, t: net(self._input(zt, cond), t).sample, z, self.scheduler)
+            loss = diffusion_loss(lambda zt, t: self._eps(net, zt, t, cond, context), z, self.scheduler)
         run.optimizer_step(opt, loss)
         if self.ema is not None:
             self.ema.decay = min(float(o["ema"]), (1 + step) / (10 + step))  # warm-up of the average
@@ -226,8 +290,11 @@ class LDM(TorchGenerator):
         return {"loss": loss.item()}
 
     @staticmethod
-    def _input(z: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
-        return z if cond is None else torch.cat([z, cond.to(z.dtype)], dim=1)
+    def _eps(net: nn.Module, z: torch.Tensor, t: torch.Tensor, mask: torch.Tensor | None,
+             context: torch.Tensor | None) -> torch.Tensor:
+        """ε_θ([z_t, m↓], t, c): the mask concatenated to the input, the background tokens attended to."""
+        z_in = z if mask is None else torch.cat([z, mask.to(z.dtype)], dim=1)
+        return (net(z_in, t) if context is None else net(z_in, t, encoder_hidden_states=context.to(z.dtype))).sample
 
     @torch.no_grad()
     def after_training(self, seed: int) -> None:
@@ -252,6 +319,10 @@ class LDM(TorchGenerator):
         if conditions.masks is not None and tuple(conditions.masks.shape[1:]) != shape:
             raise InputError(f"conditioning masks must have the images' shape {shape}; "
                              f"got {tuple(conditions.masks.shape[1:])}")
+        background = conditions.images.get("background")
+        if background is not None and tuple(background.shape[1:]) != shape:
+            raise InputError(f"background images must have the images' shape {shape}; "
+                             f"got {tuple(background.shape[1:])}")
 
     @torch.no_grad()
     def sample_batch(self, conditions: Conditions, seeds: Sequence[int]) -> np.ndarray:
@@ -262,18 +333,22 @@ class LDM(TorchGenerator):
         side = int(self.train_info["image_size"]) // F_COMPRESSION
         z = rng.randn((int(o["latent_channels"]), side, side))
         omega = 0.0
+        cond = null = None
         if self.mask_conditioned:
             null = torch.full((len(seeds), 1, side, side), NULL_MASK, device=dev)
-            if conditions.masks is None:
-                cond = null
-            else:
-                cond = _mask_latent(torch.as_tensor(conditions.masks > 0, device=dev))
-                omega = float(o["omega"])
-            eps = guided_eps(lambda zt, t: net(self._input(zt, cond), t).sample,
-                             lambda zt, t: net(self._input(zt, null), t).sample, omega)
-        else:
-            def eps(zt: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-                return net(zt, t).sample
+            cond = null
+            if conditions.masks is not None:
+                cond, omega = _mask_latent(torch.as_tensor(conditions.masks > 0, device=dev)), float(o["omega"])
+        context = null_context = None
+        if self.background_conditioned:
+            null_context = torch.zeros(len(seeds), BackgroundEncoder.tokens, int(o["context_dim"]), device=dev)
+            context = null_context
+            background = conditions.images.get("background")
+            if background is not None:
+                encoder = mods["background_encoder"].to(dev).eval()  # sources already cut out (match_conditions)
+                context, omega = encoder(torch.as_tensor(background, device=dev) * 2 - 1), float(o["omega"])
+        eps = guided_eps(lambda zt, t: self._eps(net, zt, t, cond, context),
+                         lambda zt, t: self._eps(net, zt, t, null, null_context), omega)
         z = reverse_chain(eps, z, self.scheduler, sampler=o["sampler"], num_steps=o["num_steps"], eta=o["eta"],
                           generators=rng.generators)
         x = ae.decode(z / float(self.train_info["latent_scale"])).sample.float()
