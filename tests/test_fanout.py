@@ -195,7 +195,7 @@ def test_two_runs_started_at_once_share_the_directory(serial, tmp_path):
 
 # -- multi-process training through accelerate -------------------------------------------------------
 FIT = '''
-import sys, numpy as np
+import sys, numpy as np, torch
 from radiobench.registry import registry
 from safetensors.numpy import save_file
 out, crash_at = sys.argv[1], int(sys.argv[2])
@@ -215,6 +215,9 @@ net = next(iter(gen.train_nets.values()))
 info = f"{run.rank} {run.world_size} {type(net).__name__} {gen.train_info['start_step']}"
 state = {f"{k}.{n}": p.detach().numpy() for k, m in gen.nets.items() for n, p in m.state_dict().items()}
 save_file(state, f"{out}-rank{run.rank}.safetensors", metadata={"info": info})
+if run.world_size > 1:  # leave together: a rank exiting while the other still talks to it aborts gloo
+    run.accelerator.wait_for_everyone()
+    torch.distributed.destroy_process_group()
 '''
 
 
@@ -254,7 +257,7 @@ def test_two_gloo_processes_share_each_batch_and_resume_bit_identically(tmp_path
     errs = [p.communicate(timeout=600)[1] for p in procs]
     assert [p.returncode == 0 for p in procs] == [True, True, False], errs
     assert "KeyboardInterrupt" in errs[2]
-    again = torchrun("killed", port=port + 1)
+    again = torchrun("killed", port=port + 2)  # a fresh port: the killed launch may still hold its own
     assert again.wait(timeout=600) == 0, again.communicate()[1]
 
     def weights(name):
