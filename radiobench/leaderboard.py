@@ -135,8 +135,10 @@ class Table:
 
 
 def collect(run_dirs: Iterable[str | Path]) -> list[Table]:
+    """The tables of these run directories: one per dataset, preset and data fingerprint. The directories are
+    read in sorted order (each once), so a table does not depend on the order they are named in."""
     groups: dict[tuple[str, str, str], dict[str, Any]] = {}
-    for run in map(Path, run_dirs):
+    for run in sorted({Path(r) for r in run_dirs}):
         manifest = read_manifest(run)
         key = (manifest["dataset"]["name"], manifest["identity"]["preset"], manifest["dataset"]["fingerprint"])
         ref_label = REFERENCE_LABEL.format((manifest.get("reference_row") or {}).get("source", "train"),
