@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from diffusers import DDPMScheduler, UNet2DModel
+from diffusers import DDPMScheduler, UNet2DConditionModel, UNet2DModel
 
 from radiobench.options import PROBABILITY, Option, Options
 from radiobench.seeding import PerImageRandom
@@ -61,19 +61,24 @@ DDPM_OPTIONS = Options(
 
 
 def ddpm_unet(channels: Sequence[int], layers_per_block: int, attn_levels: Sequence[int], *, in_channels: int,
-              out_channels: int, num_classes: int = 0, dropout: float = 0.0, sample_size: int | None = None
-              ) -> UNet2DModel:
-    """diffusers' ``UNet2DModel`` (the DDPM U-Net) with one class embedding per class plus the null class ∅."""
-    levels = range(len(channels))
-    return UNet2DModel(
+              out_channels: int, num_classes: int = 0, dropout: float = 0.0, sample_size: int | None = None,
+              context_dim: int | None = None) -> UNet2DModel | UNet2DConditionModel:
+    """diffusers' ``UNet2DModel`` (the DDPM U-Net) with one class embedding per class plus the null class ∅; with
+    ``context_dim``, the same widths as ``UNet2DConditionModel``, whose attention levels and middle block
+    cross-attend to context tokens of that width (``encoder_hidden_states``)."""
+    levels, attn = range(len(channels)), "Attn" if context_dim is None else "CrossAttn"
+    shared = dict(
         sample_size=sample_size, in_channels=in_channels, out_channels=out_channels,
         block_out_channels=tuple(channels), layers_per_block=layers_per_block,
-        down_block_types=tuple("AttnDownBlock2D" if i in attn_levels else "DownBlock2D" for i in levels),
-        up_block_types=tuple("AttnUpBlock2D" if i in attn_levels else "UpBlock2D" for i in reversed(levels)),
+        down_block_types=tuple(f"{attn}DownBlock2D" if i in attn_levels else "DownBlock2D" for i in levels),
+        up_block_types=tuple(f"{attn}UpBlock2D" if i in attn_levels else "UpBlock2D" for i in reversed(levels)),
         norm_num_groups=group_norm_groups(channels), dropout=dropout,
-        attention_head_dim=None if not attn_levels else max(8, min(channels) // 4),
+        attention_head_dim=None if not attn_levels and context_dim is None else max(8, min(channels) // 4),
         num_class_embeds=num_classes + 1 if num_classes else None,
     )
+    if context_dim is None:
+        return UNet2DModel(**shared)
+    return UNet2DConditionModel(**shared, cross_attention_dim=context_dim)
 
 
 class DDPM(TorchGenerator):

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
+from diffusers import AutoencoderKL, DDPMScheduler
 from torch import nn
 
 from radiobench.options import POSITIVE, Option, Options
@@ -44,7 +44,7 @@ from ._diffusion import (
 from ._torch import TorchGenerator
 from .ddpm import DDPM_OPTIONS, ddpm_unet
 
-__all__ = ["LDM", "LDM_OPTIONS", "kl_autoencoder", "NULL_MASK", "BackgroundEncoder", "cross_attention_unet"]
+__all__ = ["LDM", "LDM_OPTIONS", "kl_autoencoder", "NULL_MASK", "BackgroundEncoder"]
 
 F_COMPRESSION = 4  # paper 001 Sect. 4.1: two downsampling blocks
 NULL_MASK = -1.0  # the value of every pixel of the null condition ∅ (a real mask lies in [0, 1])
@@ -82,22 +82,6 @@ def kl_autoencoder(channels: Sequence[int], layers: int, latent_channels: int, a
         down_block_types=("AttnDownEncoderBlock2D" if attention else "DownEncoderBlock2D",) * n,
         up_block_types=("AttnUpDecoderBlock2D" if attention else "UpDecoderBlock2D",) * n,
         block_out_channels=tuple(channels), layers_per_block=layers, norm_num_groups=group_norm_groups(channels),
-    )
-
-
-def cross_attention_unet(channels: Sequence[int], layers_per_block: int, attn_levels: Sequence[int], *,
-                         in_channels: int, out_channels: int, context_dim: int, dropout: float = 0.0,
-                         sample_size: int | None = None) -> UNet2DConditionModel:
-    """The ``ddpm`` U-Net's widths as diffusers' ``UNet2DConditionModel``: cross-attention to the context tokens at
-    ``attn_levels`` and in the middle block."""
-    levels = range(len(channels))
-    return UNet2DConditionModel(
-        sample_size=sample_size, in_channels=in_channels, out_channels=out_channels,
-        block_out_channels=tuple(channels), layers_per_block=layers_per_block,
-        down_block_types=tuple("CrossAttnDownBlock2D" if i in attn_levels else "DownBlock2D" for i in levels),
-        up_block_types=tuple("CrossAttnUpBlock2D" if i in attn_levels else "UpBlock2D" for i in reversed(levels)),
-        norm_num_groups=group_norm_groups(channels), dropout=dropout, cross_attention_dim=context_dim,
-        attention_head_dim=max(8, min(channels) // 4),
     )
 
 
@@ -220,14 +204,12 @@ class LDM(TorchGenerator):
             self.nets = {"autoencoder": self.autoencoder}
         else:
             c, side = int(o["latent_channels"]), int(ti["image_size"]) // F_COMPRESSION
-            shape = dict(in_channels=c + int(self.mask_conditioned), out_channels=c, dropout=o["dropout"],
-                         sample_size=side)
-            if self.background_conditioned:
-                self.nets = {"unet": cross_attention_unet(o["channels"], o["layers_per_block"], o["attn_levels"],
-                                                          context_dim=int(o["context_dim"]), **shape),
-                             "background_encoder": BackgroundEncoder(int(o["channels"][0]), int(o["context_dim"]))}
-            else:
-                self.nets = {"unet": ddpm_unet(o["channels"], o["layers_per_block"], o["attn_levels"], **shape)}
+            context = int(o["context_dim"]) if self.background_conditioned else None
+            self.nets = {"unet": ddpm_unet(o["channels"], o["layers_per_block"], o["attn_levels"],
+                                           in_channels=c + int(self.mask_conditioned), out_channels=c,
+                                           dropout=o["dropout"], sample_size=side, context_dim=context)}
+            if context is not None:
+                self.nets["background_encoder"] = BackgroundEncoder(int(o["channels"][0]), context)
         self.ema = None
 
     def sampling_modules(self) -> dict[str, nn.Module]:
