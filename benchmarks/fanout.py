@@ -5,7 +5,7 @@ Both are timed as the user runs them (``radiobench`` subprocesses, imports inclu
 with the load average before and after each (the machine is shared: the ratio is only meaningful at a
 steady load). The issue's case is the cpu preset with two generators (~1 h of both cores)::
 
-    python benchmarks/fanout.py --preset cpu --generators dcgan,cvae --dataset first --metrics mean_w1,pixel_w1
+    python benchmarks/fanout.py --preset cpu --generators dcgan,ddpm --dataset first --metrics mean_w1,pixel_w1
 
 At smoke size a generator's training is seconds and the per-process start (importing torch, loading the
 data) dominates; ``--steps N`` lengthens the fits (``G.steps=N``) so the fan-out has work to share.
@@ -44,6 +44,7 @@ def main() -> None:
     p.add_argument("--seeds", default="0")
     p.add_argument("--steps", type=int, help="training steps of every generator (default: the preset's)")
     p.add_argument("--jobs", type=int, default=2)
+    p.add_argument("--keep", type=Path, help="write the run directories here (warm, serial, fanout) and keep them")
     a = p.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     os.environ["RADIOBENCH_PROGRESS"] = "0"
@@ -52,10 +53,11 @@ def main() -> None:
     if a.steps:
         args += [x for g in a.generators.split(",") for x in ("--generator-option", f"{g}.steps={a.steps}")]
     with tempfile.TemporaryDirectory() as tmp:
-        warm, _ = timed(["run", "--generators", "pixel_floor", *common], Path(tmp) / "warm")  # data, evaluators
-        serial, load_s = timed(args, Path(tmp) / "serial")
-        fanned, load_f = timed(args + ["--executor", "local", "--jobs", str(a.jobs)], Path(tmp) / "fanout")
-        same = values(Path(tmp) / "serial") == values(Path(tmp) / "fanout")
+        root = a.keep or Path(tmp)
+        warm, _ = timed(["run", "--generators", "pixel_floor", *common], root / "warm")  # data, evaluators
+        serial, load_s = timed(args, root / "serial")
+        fanned, load_f = timed(args + ["--executor", "local", "--jobs", str(a.jobs)], root / "fanout")
+        same = values(root / "serial") == values(root / "fanout")
     print(f"{a.preset} preset, {a.generators}, seeds {a.seeds}, steps {a.steps or 'preset'}, "
           f"OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']}, {os.cpu_count()} CPUs (warm-up run {warm:.0f} s)")
     print(f"serial            {serial:7.1f} s   load {load_s[0]:.1f} -> {load_s[1]:.1f}")

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from . import distributed
 from .registry import Kind, registry
 from .types import InputError
 
@@ -156,6 +157,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.executor:
         return _fan_out(config, args)
     summary = run(config)
+    if not distributed.is_main():  # one of several launched processes: it trained, the main one reports
+        return 0
     return _report(summary)
 
 

@@ -42,12 +42,12 @@ from .runner import (
     REFERENCE_SEED,
     RunConfig,
     RunSummary,
-    _check_out,
-    _open_manifest,
     build_metrics,
+    check_out,
     default_metrics,
     evaluate_row,
     held_out_set,
+    open_manifest,
     reference_set,
 )
 from .store import atomic_path, sha256_bytes, sha256_file, write_json
@@ -116,23 +116,23 @@ def read_samples(path: Path, class_names: tuple[str, ...] | None) -> tuple[dict[
 def _read_folder(folder: Path, class_names: tuple[str, ...] | None) -> tuple[dict[str, Any], str]:
     """Every image of ``folder`` in file-name order, with labels from its labels.csv (the folder dataset's
     reader and its checks: every image listed, every listed file present, labels among the classes)."""
-    from radiobench_plugins.datasets.folder import FolderDataset, _kind, _read
+    from radiobench_plugins.datasets.folder import FolderDataset, file_kind, read_image
 
-    paths = sorted(p for p in folder.iterdir() if p.is_file() and _kind(p))
+    paths = sorted(p for p in folder.iterdir() if p.is_file() and file_kind(p))
     if not paths:
         raise InputError(f"{folder} holds no images (*.fits, *.fit, *.fits.gz, *.png, *.npy)")
     shapes: dict[tuple[int, ...], list[str]] = {}
     images, png_scale = [], []
     for p in paths:
-        data, _ = _read(p)
+        data, _ = read_image(p)
         shapes.setdefault(data.shape, []).append(p.name)
         images.append(data)
-        png_scale.append(_png_full_scale(p) if _kind(p) == "png" else 1.0)
+        png_scale.append(_png_full_scale(p) if file_kind(p) == "png" else 1.0)
     if len(shapes) > 1:
         raise InputError(f"{folder}: images of different shapes: "
                          + "; ".join(f"{s[0]}x{s[1]}: {len(v)} ({', '.join(v[:3])})" for s, v in shapes.items()))
     reader = FolderDataset(data_dir=folder, classes=list(class_names) if class_names else None)
-    labels, _ = reader._labels_csv(folder, [p.name for p in paths])
+    labels, _ = reader.labels_csv(folder, [p.name for p in paths])
     parts = [b for p in paths for b in (p.name.encode(), bytes.fromhex(sha256_file(p)))]
     if (folder / "labels.csv").is_file():
         parts.append((folder / "labels.csv").read_bytes())
@@ -365,7 +365,7 @@ def evaluate(config: ExternalConfig) -> RunSummary:
     name = config.name or re.sub(r"[^A-Za-z0-9_.+-]", "-", source.name.split(".")[0] or "external")
     out = Path(config.out)
     _check_name(name, out, config.seed)
-    _check_out(out)
+    check_out(out)
     dataset_cls = registry.dataset(config.dataset)
     names = config.metrics if config.metrics is not None else default_metrics(dataset_cls.task, preset.name)
     metrics = build_metrics(names, config.metric_options, preset.name, dataset_cls.task)
@@ -389,7 +389,7 @@ def evaluate(config: ExternalConfig) -> RunSummary:
                            n_generated=directory_n)
     real, real_source = reference_set(dataset, train, reference)
     reference_row = {"source": real_source, "n": len(real), "class_counts": real.class_counts()}
-    manifest = _open_manifest(out, run_config, dataset, fingerprint, train, reference,
+    manifest = open_manifest(out, run_config, dataset, fingerprint, train, reference,
                               reference_row if config.reference else None)
     held_out = held_out_set(real, real_source, reference, dataset.train_split)
     memo = DiskMemo(out / STATISTICS_DIR, {_image_hash(s) for s in (reference, real, train, held_out)})

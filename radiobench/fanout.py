@@ -162,12 +162,12 @@ class _Custody:
     """Custody checks of a run's units, with the dataset loaded once."""
 
     def __init__(self, config: RunConfig):
-        from .runner import _checked
+        from .runner import check_config
 
         self.config = config
         self.device = config.device or default_device()
         self.preset = get_preset(config.preset)
-        self.gen_classes, self.metrics, self.dataset = _checked(config, self.preset, self.device)
+        self.gen_classes, self.metrics, self.dataset = check_config(config, self.preset, self.device)
         self._loaded: dict[str, Any] = {}
 
     def _data(self) -> dict[str, Any]:
@@ -315,7 +315,7 @@ def fan_out(config: RunConfig, executor: ExecutorConfig) -> FanoutSummary:
 
 def _record_config(out: Path, config: RunConfig) -> None:
     """The manifest records the whole run's configuration (each unit wrote its restricted one)."""
-    from .runner import _update_manifest
+    from .runner import update_manifest
 
     if not (out / "manifest.json").exists():
         return
@@ -326,7 +326,7 @@ def _record_config(out: Path, config: RunConfig) -> None:
         return {**current, "config": {**cfg, **jsonable({"metrics": config.metrics, "reference": config.reference,
                                                            "generator_options": config.generator_options})}}
 
-    _update_manifest(out, full)
+    update_manifest(out, full)
 
 
 # -- status ---------------------------------------------------------------------------------------

@@ -27,6 +27,7 @@ split; their real row is then every held-out real image (the reference row's set
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
@@ -39,7 +40,7 @@ from typing import Any
 
 import numpy as np
 
-from . import custody
+from . import custody, distributed
 from .conditioning import match_conditions
 from .interfaces import Dataset, Generator, Metric, MetricContext, default_cache_dir, default_device
 from .presets import Preset, get_preset
@@ -49,7 +50,7 @@ from .store import file_lock, jsonable, read_json, sha256_file, unit_lock, write
 from .types import InputError, MetricResult, RadioImages
 
 __all__ = ["RunConfig", "RunSummary", "run", "reference_set", "build_metrics", "evaluate_row", "held_out_set",
-           "REFERENCE_ROW"]
+           "REFERENCE_ROW", "check_config", "check_out", "open_manifest", "update_manifest"]
 
 log = logging.getLogger("radiobench")
 REFERENCE_SEED = 0  # the seed the reference row is evaluated at (published runs: reference/seed-0)
@@ -98,7 +99,7 @@ def run(config: RunConfig) -> RunSummary:
     if not config.generators and not config.reference:
         raise InputError("nothing to run: name at least one generator")
     device = config.device or default_device()
-    gen_classes, metrics, dataset = _checked(config, preset, device)
+    gen_classes, metrics, dataset = check_config(config, preset, device)
 
     out = Path(config.out)
     summary = RunSummary(out=out)
@@ -106,13 +107,17 @@ def run(config: RunConfig) -> RunSummary:
     reference = dataset.load(dataset.reference_split)
     if len(reference) == 0 or len(train) == 0:
         raise InputError(f"dataset {config.dataset!r} has an empty train or reference split")
+    if distributed.world_size() > 1:  # accelerate launch / torchrun: the processes train together, then
+        _fit_together(config, gen_classes, train, device, summary)  # the main one samples and evaluates alone
+        if not distributed.is_main():
+            return summary
     fingerprint = dataset.fingerprint()
     # the real-vs-real row of the generation task; a reconstruction's ceiling is a method (``truth``)
     with_real_row = config.reference and dataset.task == "generation"
     real, real_source = reference_set(dataset, train, reference) if with_real_row else (None, "")
     reference_row = None if real is None else {"source": real_source, "n": len(real),
                                                "class_counts": real.class_counts()}
-    manifest = _open_manifest(out, config, dataset, fingerprint, train, reference, reference_row)
+    manifest = open_manifest(out, config, dataset, fingerprint, train, reference, reference_row)
 
     memo: dict[str, Any] = {}  # real-side statistics, shared by every seed (a seed-dependent value's key names it)
 
@@ -157,12 +162,12 @@ def run(config: RunConfig) -> RunSummary:
                 evaluate_row(gdir, generated, reference, metrics, seed_context, supports=gen.supports, provenance=gprov,
                              inputs=inputs, summary=summary, label=label)
     finished = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-    _update_manifest(out, lambda current: {**(current or manifest), "finished": finished})
+    update_manifest(out, lambda current: {**(current or manifest), "finished": finished})
     return summary
 
 
 # -- validation: every name and value checked before any data is loaded or anything trained ------------
-def _checked(config: RunConfig, preset: Preset, device: str) -> tuple[dict[str, type], dict[str, Metric], Dataset]:
+def check_config(config: RunConfig, preset: Preset, device: str) -> tuple[dict[str, type], dict[str, Metric], Dataset]:
     """The generator classes, the metrics (built with their options) and the dataset of ``config``; InputError
     for any bad name or value (each generator and metric is constructed once with its options, so a bad option
     fails now, not after hours of training)."""
@@ -176,7 +181,7 @@ def _checked(config: RunConfig, preset: Preset, device: str) -> tuple[dict[str, 
     resolution = config.dataset_options.get("resolution", preset.resolution)
     if not _is_int(resolution) or resolution <= 0:
         raise InputError(f"resolution must be a positive integer (pixels per side); got {resolution!r}")
-    _check_out(Path(config.out))
+    check_out(Path(config.out))
     unknown = sorted(set(config.generator_options) - set(config.generators))
     if unknown:
         raise InputError(f"options given for generators not in --generators: {unknown}")
@@ -252,7 +257,7 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
 
 
-def _check_out(out: Path) -> None:
+def check_out(out: Path) -> None:
     """InputError unless ``out`` is (or can be made) a writable directory."""
     existing = next(p for p in (out, *out.absolute().parents) if p.exists())
     if not existing.is_dir():
@@ -265,38 +270,81 @@ def _check_out(out: Path) -> None:
 def _fit_or_load(cls, name, config: RunConfig, train, seed, gdir: Path, device, summary,
                  label) -> tuple[Generator, dict[str, Any], str]:
     """The generator (trained now, or its checkpoint loaded), its training cost and its checkpoint's sha256."""
-    opts = config.generator_options.get(name, {})
-    gen: Generator = cls(preset=config.preset, device=device, **opts)
+    gen = _generator(cls, name, config, device)
+    reused = _reused_fit(gen, gdir, label)
+    if reused is not None:
+        if f"{label}:fit" not in summary.done:  # not trained by this run's launched processes just before
+            summary.reused.append(f"{label}:fit")
+        return gen, *reused
+    gen = _generator(cls, name, config, device)  # a clean instance to train
+    return gen, *_train(gen, train, seed, gdir, _training_workdir(gdir, gen, label), summary, label)
+
+
+def _generator(cls, name: str, config: RunConfig, device: str) -> Generator:
+    return cls(preset=config.preset, device=device, **config.generator_options.get(name, {}))
+
+
+def _reused_fit(gen: Generator, gdir: Path, label: str) -> tuple[dict[str, Any], str] | None:
+    """The training cost and checkpoint sha256 of ``gdir``'s checkpoint, loaded into ``gen``, when it is the
+    model this configuration trains; None when it must be trained (an unusable one is moved to
+    ``checkpoint-previous``)."""
     ckpt = gdir / "checkpoint"
     fit_info = custody.record(ckpt / "fit.json", config=dict, cost=dict)
-    if fit_info is not None:
-        requested = jsonable(gen.training_config())
-        if jsonable(gen.training_config(fit_info["config"])) == requested:
-            # load keeps this instance's sampling options (this run's), not those stored at fit time
-            checkpoint_sha = custody.checkpoint_sha256(ckpt)
-            why = _unusable_checkpoint(gen, ckpt, checkpoint_sha, requested, fit_info)
-            if why is None:
-                summary.reused.append(f"{label}:fit")
-                return gen, _training_cost(fit_info["cost"]), checkpoint_sha
-            log.warning("%s: %s; training again (the checkpoint is kept as checkpoint-previous)", label, why)
-            shutil.rmtree(gdir / "checkpoint-previous", ignore_errors=True)
-            ckpt.rename(gdir / "checkpoint-previous")
-            gen = cls(preset=config.preset, device=device, **opts)  # a clean instance to train
-        else:
-            log.warning("%s: checkpoint was made with another configuration; training again", label)
-    log.info("%s: training (preset %s)", label, config.preset)
+    if fit_info is None:
+        return None
+    requested = jsonable(gen.training_config())
+    if jsonable(gen.training_config(fit_info["config"])) != requested:
+        log.warning("%s: checkpoint was made with another configuration; training again", label)
+        return None
+    # load keeps this instance's sampling options (this run's), not those stored at fit time
+    checkpoint_sha = custody.checkpoint_sha256(ckpt)
+    why = _unusable_checkpoint(gen, ckpt, checkpoint_sha, requested, fit_info)
+    if why is None:
+        return _training_cost(fit_info["cost"]), checkpoint_sha
+    log.warning("%s: %s; training again (the checkpoint is kept as checkpoint-previous)", label, why)
+    shutil.rmtree(gdir / "checkpoint-previous", ignore_errors=True)
+    ckpt.rename(gdir / "checkpoint-previous")
+    return None
+
+
+def _train(gen: Generator, train, seed: int, gdir: Path, workdir: Path, summary,
+           label) -> tuple[dict[str, Any], str]:
+    """Fit ``gen`` in ``workdir`` (resuming what is there); the main process saves the checkpoint and fit.json."""
+    log.info("%s: training (preset %s)", label, gen.preset.name)
     t0 = time.perf_counter()
-    gen.fit(train, seed=seed, workdir=_training_workdir(gdir, gen, label))
+    gen.fit(train, seed=seed, workdir=workdir)
+    if not distributed.is_main():  # one of several launched processes: the main one writes
+        return {}, ""
     cost = gen.cost()
     if not cost.train_seconds:
         cost.train_seconds = time.perf_counter() - t0
+    ckpt = gdir / "checkpoint"
     gen.save(ckpt)
     fit_cost = _training_cost(cost.to_dict())
     checkpoint_sha = custody.checkpoint_sha256(ckpt)
     write_json(ckpt / "fit.json", {"config": jsonable(gen.config()), "cost": fit_cost, "seed": seed,
                                    "checkpoint_sha256": checkpoint_sha})
     summary.done.append(f"{label}:fit")
-    return gen, fit_cost, checkpoint_sha
+    return fit_cost, checkpoint_sha
+
+
+def _fit_together(config: RunConfig, gen_classes: dict[str, type], train, device: str, summary) -> None:
+    """Launched as several processes (``radiobench.distributed``): train every unit the main process finds
+    unfinished, all processes in one data-parallel fit; then leave the process group together."""
+    distributed.join(device)
+    for seed in config.seeds:
+        for name, cls in gen_classes.items():
+            gdir, label = Path(config.out) / name / f"seed-{seed}", f"{name}/seed-{seed}"
+            with unit_lock(gdir) if distributed.is_main() else contextlib.nullcontext():
+                gen = _generator(cls, name, config, device)
+                if not distributed.share(distributed.is_main() and _reused_fit(gen, gdir, label) is None):
+                    continue
+                gen = _generator(cls, name, config, device)
+                workdir = _training_workdir(gdir, gen, label) if distributed.is_main() else gdir / "train"
+                distributed.barrier()  # the main process has set the training directory up
+                _train(gen, train, seed, gdir, workdir, summary, label)
+                distributed.barrier()
+    distributed.leave()
 
 
 def _training_cost(cost: dict[str, Any]) -> dict[str, Any]:
@@ -489,7 +537,7 @@ def reference_set(dataset: Dataset, train: RadioImages, reference: RadioImages) 
     return pool.subset(idx), source
 
 
-def _open_manifest(out: Path, config: RunConfig, dataset, fingerprint, train, reference,
+def open_manifest(out: Path, config: RunConfig, dataset, fingerprint, train, reference,
                    reference_row: dict[str, Any] | None) -> dict[str, Any]:
     """Write this run's manifest, merged (seeds, generators) with the one already in ``out``; InputError
     when ``out`` holds a run of another dataset or preset."""
@@ -528,10 +576,10 @@ def _open_manifest(out: Path, config: RunConfig, dataset, fingerprint, train, re
             "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         } | ({"reference_row": row} if (row := reference_row or (current or {}).get("reference_row")) else {})
 
-    return _update_manifest(out, merge)
+    return update_manifest(out, merge)
 
 
-def _update_manifest(out: Path, update: Callable[[dict[str, Any] | None], dict[str, Any]]) -> dict[str, Any]:
+def update_manifest(out: Path, update: Callable[[dict[str, Any] | None], dict[str, Any]]) -> dict[str, Any]:
     """Read ``out/manifest.json`` (None when there is none), ``update`` it and write it back, holding a lock
     on ``out/.manifest.lock``: runs sharing a directory wait for each other instead of dropping each
     other's seeds and generators. A manifest that does not read back is an InputError (never overwritten)."""

@@ -20,13 +20,14 @@ from typing import Any
 import numpy as np
 import torch
 
+from . import distributed
 from .progress import progress_bar
 from .store import atomic_path
 from .types import InputError
 
 log = logging.getLogger("radiobench")
 
-__all__ = ["TrainingRun", "EMA", "batch_indices", "shard_indices"]
+__all__ = ["TrainingRun", "EMA", "batch_indices", "shard_indices", "warn_if_emulated_bf16"]
 
 
 def batch_indices(n: int, batch_size: int, seed: int, step: int) -> np.ndarray:
@@ -42,6 +43,32 @@ def shard_indices(n: int, batch_size: int, seed: int, step: int, rank: int, worl
         raise InputError(f"a batch of {batch_size} cannot be shared evenly by {world} processes: choose a "
                          f"batch_size divisible by {world}")
     return batch_indices(n, batch_size, seed, step)[rank::world]
+
+
+_warned_bf16: set[str] = set()
+
+
+def cpu_has_bf16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool | None:
+    """Whether the CPU has bf16 instructions (avx512_bf16, amx_bf16); None where its flags cannot be read."""
+    try:
+        text = cpuinfo.read_text()
+    except OSError:  # not Linux: unknown
+        return None
+    flags = {f for line in text.splitlines() if line.startswith("flags") for f in line.split(":", 1)[1].split()}
+    return bool(flags & {"avx512_bf16", "amx_bf16"}) if flags else None
+
+
+def warn_if_emulated_bf16(device: torch.device | str, what: str) -> None:
+    """Warn (once per ``what``) when bf16 is asked of a CPU without bf16 instructions (x86 lacking avx512_bf16 and
+    amx_bf16): torch emulates it there, measured 12× (EDM) to 35× (CVAE) slower than float32 per training step
+    on an AVX2-only AMD EPYC (benchmarks/README.md, "bf16 on CPUs without it")."""
+    if torch.device(device).type != "cpu" or what in _warned_bf16:
+        return
+    if cpu_has_bf16() is False:
+        _warned_bf16.add(what)
+        log.warning("%s: bf16 on this CPU is emulated (no avx512_bf16/amx_bf16) and many times slower than float32; "
+                    "a wall-clock budget (max_minutes) may stop it early. Set its precision option to float32 "
+                    "(e.g. mixed_precision=no) for speed, at the cost of another configuration", what)
 
 
 class EMA:
@@ -107,15 +134,15 @@ class TrainingRun:
         self._log_rows: list[dict[str, Any]] = []
         self.stopped_early = False
         self.progress = progress
-        try:
-            from accelerate import Accelerator
+        self.accelerator = None
+        if not distributed.has_left():  # after the launched processes left together, each trains by itself
+            with contextlib.suppress(ImportError):  # accelerate is optional: plain single-device training
+                from accelerate import Accelerator
 
-            cpu = device == "cpu" or (device is None and not torch.cuda.is_available())
-            self.accelerator = Accelerator(cpu=cpu, mixed_precision="no")
-            self.device = self.accelerator.device
-        except ImportError:  # accelerate is optional: plain single-device training
-            self.accelerator = None
-            self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+                cpu = device == "cpu" or (device is None and not torch.cuda.is_available())
+                self.accelerator = Accelerator(cpu=cpu, mixed_precision="no")
+        self.device = self.accelerator.device if self.accelerator is not None else \
+            torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         # data-parallel processes draw their own noise: rank 0 (and a single process) from the seed itself
         rank_seed = np.random.SeedSequence([self.seed, self.rank]).generate_state(1)[0] >> 1 if self.rank else self.seed
         torch.manual_seed(int(rank_seed))
@@ -152,6 +179,7 @@ class TrainingRun:
 
     def autocast(self):
         if self.mixed_precision == "bf16":
+            warn_if_emulated_bf16(self.device, self.desc)
             return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
@@ -245,7 +273,13 @@ class TrainingRun:
         return self.elapsed_before + (time.perf_counter() - self._t0)
 
     def out_of_time(self) -> bool:
-        return self.max_seconds is not None and self.elapsed >= self.max_seconds
+        """The wall-clock budget is spent; with several processes, on any of them (all stop at one step)."""
+        late = self.max_seconds is not None and self.elapsed >= self.max_seconds
+        if self.max_seconds is not None and self.world_size > 1:  # a collective call: every process, every step
+            flag = torch.tensor([float(late)], device=self.device)
+            torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+            late = bool(flag.item())
+        return late
 
     def __iter__(self) -> Iterator[int]:
         self._t0 = time.perf_counter()

@@ -54,11 +54,12 @@ def test_opt_in_and_needs_class_conditioning(sets, tmp_path):
 
     assert "augmentation_gain" not in default_metrics() and "fid_byol" in default_metrics()
     from radiobench.presets import get_preset as preset
-    from radiobench.runner import RunConfig, _checked
+    from radiobench.runner import RunConfig, check_config
 
-    _, metrics, _ = _checked(RunConfig(generators=[], dataset="synthetic", out=tmp_path / "o"), preset("smoke"), "cpu")
+    config = RunConfig(generators=[], dataset="synthetic", out=tmp_path / "o")
+    _, metrics, _ = check_config(config, preset("smoke"), "cpu")
     opt_in = {"augmentation_gain", "augmentation_gain_iou"}
     assert not opt_in & set(metrics) and "precision_byol" in metrics  # `radiobench run` honours it too
-    _, metrics, _ = _checked(RunConfig(generators=[], dataset="synthetic", out=tmp_path / "o",
+    _, metrics, _ = check_config(RunConfig(generators=[], dataset="synthetic", out=tmp_path / "o",
                                        metrics=["augmentation_gain"]), preset("smoke"), "cpu")
     assert list(metrics) == ["augmentation_gain"]

@@ -199,9 +199,12 @@ import sys, numpy as np, torch
 from radiobench.registry import registry
 from safetensors.numpy import save_file
 out, crash_at = sys.argv[1], int(sys.argv[2])
+rank = int(__import__("os").environ.get("RANK", "0"))
+budget = {"minutes": None, "rank1-late": 1e-9 if rank == 1 else 60.0}[sys.argv[3]]  # rank 1 out of time at once
 ds = registry.dataset("synthetic")(resolution=32)
 train = ds.load(ds.train_split).subset(np.arange(64))
-gen = registry.generator("cvae")(preset="smoke", device="cpu", steps=20, batch_size=16, checkpoint_every=5)
+gen = registry.generator("cvae")(preset="smoke", device="cpu", steps=20, batch_size=16, checkpoint_every=5,
+                                  max_minutes=budget)
 if crash_at >= 0:
     step_once = gen.train_step
     def train_step(step, *args):
@@ -212,7 +215,7 @@ if crash_at >= 0:
 gen.fit(train, seed=3, workdir=out + "-work")
 run = gen.run
 net = next(iter(gen.train_nets.values()))
-info = f"{run.rank} {run.world_size} {type(net).__name__} {gen.train_info['start_step']}"
+info = f"{run.rank} {run.world_size} {type(net).__name__} {gen.train_info['start_step']} {gen.train_info['steps_done']}"
 state = {f"{k}.{n}": p.detach().numpy() for k, m in gen.nets.items() for n, p in m.state_dict().items()}
 save_file(state, f"{out}-rank{run.rank}.safetensors", metadata={"info": info})
 if run.world_size > 1:  # leave together: a rank exiting while the other still talks to it aborts gloo
@@ -247,15 +250,17 @@ def test_two_gloo_processes_share_each_batch_and_resume_bit_identically(tmp_path
     script.write_text(FIT)
     port = 29500 + os.getpid() % 1000
 
-    def torchrun(name: str, crash_at: int = -1, nproc: int = 2, port: int = port) -> subprocess.Popen:
+    def torchrun(name: str, crash_at: int = -1, nproc: int = 2, port: int = port,
+                 budget: str = "minutes") -> subprocess.Popen:
         launch = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(nproc), "--master_port",
                   str(port)] if nproc > 1 else [sys.executable]
-        return subprocess.Popen([*launch, str(script), str(tmp_path / name), str(crash_at)], env=ENV,
+        return subprocess.Popen([*launch, str(script), str(tmp_path / name), str(crash_at), budget], env=ENV,
                                 stderr=subprocess.PIPE, text=True)
 
-    procs = [torchrun("multi"), torchrun("single", nproc=1), torchrun("killed", crash_at=17, port=port + 1)]
+    procs = [torchrun("multi"), torchrun("single", nproc=1), torchrun("killed", crash_at=17, port=port + 1),
+             torchrun("late", port=port + 3, budget="rank1-late")]
     errs = [p.communicate(timeout=600)[1] for p in procs]
-    assert [p.returncode == 0 for p in procs] == [True, True, False], errs
+    assert [p.returncode == 0 for p in procs] == [True, True, False, True], errs
     assert "KeyboardInterrupt" in errs[2]
     again = torchrun("killed", port=port + 2)  # a fresh port: the killed launch may still hold its own
     assert again.wait(timeout=600) == 0, again.communicate()[1]
@@ -265,9 +270,11 @@ def test_two_gloo_processes_share_each_batch_and_resume_bit_identically(tmp_path
             return fh.metadata()["info"], {k: fh.get_tensor(k) for k in fh.keys()}
 
     runs = {n: weights(n) for n in ("multi-rank0", "multi-rank1", "single-rank0", "killed-rank0", "killed-rank1")}
-    assert [runs[n][0] for n in runs] == ["0 2 DistributedDataParallel 0", "1 2 DistributedDataParallel 0",
-                                          "0 1 CVAENet 0", "0 2 DistributedDataParallel 15",
-                                          "1 2 DistributedDataParallel 15"]
+    assert [runs[n][0] for n in runs] == ["0 2 DistributedDataParallel 0 20", "1 2 DistributedDataParallel 0 20",
+                                          "0 1 CVAENet 0 20", "0 2 DistributedDataParallel 15 20",
+                                          "1 2 DistributedDataParallel 15 20"]
+    # one process out of its wall-clock budget stops both after the same (first) step: none waits for the other
+    assert [weights(f"late-rank{r}")[0] for r in (0, 1)] == [f"{r} 2 DistributedDataParallel 0 1" for r in (0, 1)]
     w0, w1, w, k0, k1 = (runs[n][1] for n in runs)
     assert w.keys() == w0.keys() == w1.keys() and len(w) > 4
     for k in w:
@@ -288,3 +295,36 @@ def test_cli_status_and_fan_out_flags(serial, tmp_path, capsys):
     assert "fit:cvae/seed-0              done" in out and out.strip().endswith("5 done, 0 running, 0 failed, 0 pending")
     assert main([*RUN_ARGS, "--out", str(tmp_path / "r"), "--jobs", "2"]) == 2
     assert "needs --executor" in capsys.readouterr().err and not (tmp_path / "r").exists()
+
+
+def test_radiobench_run_launched_as_two_processes(tmp_path):
+    """``radiobench run`` under torchrun (as ``accelerate launch`` starts it) with 2 CPU processes: they train the
+    unit together (one data-parallel fit), leave the process group together, and the main process samples and
+    scores alone. A second launch reuses everything; a single-process run reuses the checkpoint too."""
+    out = tmp_path / "launched"
+    port = 29500 + (os.getpid() + 7) % 1000
+
+    def launch(port: int) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
+                               str(port), "-m", "radiobench.cli", "run", "--generators", "cvae", "--dataset",
+                               "synthetic", "--metrics", "mean_w1", "--no-reference", "--generator-option",
+                               "cvae.steps=12", "--out", str(out), "-q"], env=ENV, capture_output=True, text=True,
+                              timeout=600)
+
+    first = launch(port)
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.count("run directory:") == 1  # the main process reports; the other left after training
+    assert "done 3, reused 0" in first.stdout  # fit, samples, mean_w1
+    gdir = out / "cvae" / "seed-0"
+    train_info = read_json(gdir / "checkpoint" / "config.json")["train_info"]
+    assert train_info["processes"] == 2 and train_info["steps_done"] == 12
+    assert len(list(csv.DictReader(open(gdir / "train" / "losses.csv")))) == 12
+    assert read_json(gdir / "metrics" / "mean_w1.json")["status"] == "ok"
+    fit = (gdir / "checkpoint" / "fit.json").read_bytes()
+    again = launch(port + 1)
+    assert again.returncode == 0 and "done 0, reused 3" in again.stdout, again.stderr
+    alone = subprocess.run(cli("run", "--generators", "cvae", "--dataset", "synthetic", "--metrics", "mean_w1",
+                               "--no-reference", "--generator-option", "cvae.steps=12", "--out", str(out), "-q"),
+                           env=ENV, capture_output=True, text=True, timeout=600)
+    assert alone.returncode == 0 and "done 0, reused 3" in alone.stdout, alone.stderr
+    assert (gdir / "checkpoint" / "fit.json").read_bytes() == fit

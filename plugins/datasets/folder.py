@@ -27,14 +27,14 @@ SPLITS = ("train", "valid", "test")
 SUFFIXES = {".fits": "fits", ".fit": "fits", ".fts": "fits", ".fits.gz": "fits", ".png": "png", ".npy": "npy"}
 
 
-def _kind(path: Path) -> str | None:
+def file_kind(path: Path) -> str | None:
     name = path.name.lower()
     return next((k for s, k in SUFFIXES.items() if name.endswith(s)), None)
 
 
-def _read(path: Path) -> tuple[np.ndarray, dict[str, Any]]:
+def read_image(path: Path) -> tuple[np.ndarray, dict[str, Any]]:
     """A 2-D float64 image (singleton leading axes dropped) and FITS header facts."""
-    kind = _kind(path)
+    kind = file_kind(path)
     meta: dict[str, Any] = {}
     try:
         if kind == "npy":
@@ -123,7 +123,7 @@ class FolderDataset(MemoisedSplits):
         self.nan_report: dict[str, Any] = {}
         self._data: dict[str, Any] | None = None
 
-    def _labels_csv(self, folder: Path, files: list[str]) -> tuple[dict[str, str] | None, dict[str, str] | None]:
+    def labels_csv(self, folder: Path, files: list[str]) -> tuple[dict[str, str] | None, dict[str, str] | None]:
         path = folder / "labels.csv"
         if not path.is_file():
             return None, None
@@ -164,12 +164,12 @@ class FolderDataset(MemoisedSplits):
         folder = Path(self.data_dir)  # type: ignore[arg-type]
         if not folder.is_dir():
             raise InputError(f"folder: {folder} is not a directory")
-        paths = sorted(p for p in folder.iterdir() if p.is_file() and _kind(p))
+        paths = sorted(p for p in folder.iterdir() if p.is_file() and file_kind(p))
         if not paths:
             raise InputError(f"folder: {folder} holds no images (*.fits, *.fit, *.fits.gz, *.png, *.npy)")
         files = [p.name for p in paths]
-        labels, splits = self._labels_csv(folder, files)
-        read = [_read(p) for p in paths]
+        labels, splits = self.labels_csv(folder, files)
+        read = [read_image(p) for p in paths]
         imgs = [d for d, _ in read]
         r = self.resolution
         if r is None:
@@ -203,7 +203,7 @@ class FolderDataset(MemoisedSplits):
             files = [f for f, k in zip(files, ok) if k]
             metas = [m for m, k in zip(metas, ok) if k]
             self.nan_report["dropped_empty"] = empty
-        all_fits = all(_kind(folder / f) == "fits" for f in files)
+        all_fits = all(file_kind(folder / f) == "fits" for f in files)
         if labels is not None:
             class_names = tuple(self.options["classes"] or sorted(set(labels.values())))
             y = np.array([class_names.index(labels[f]) for f in files], dtype=np.int64)

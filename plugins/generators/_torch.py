@@ -207,7 +207,8 @@ class TorchGenerator(Generator):
         if self.ema is not None:
             self.nets[f"{self.sampled_net}_ema"] = self.ema.module
         done = getattr(run, "steps_done", start)
-        self.train_info.update(start_step=start, steps_done=done, total_steps=steps, stopped_early=run.stopped_early)
+        self.train_info.update(start_step=start, steps_done=done, total_steps=steps, stopped_early=run.stopped_early,
+                               processes=run.world_size)
         self.after_training(seed)
         self.losses = run.history()
         self._cost.train_seconds = run.elapsed

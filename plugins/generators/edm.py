@@ -29,7 +29,7 @@ from radiobench.conditioning import BoxCox
 from radiobench.options import POSITIVE, PROBABILITY, Option, Options
 from radiobench.seeding import PerImageRandom
 from radiobench.store import jsonable, read_json, write_json
-from radiobench.training import EMA, TrainingRun
+from radiobench.training import EMA, TrainingRun, warn_if_emulated_bf16
 from radiobench.types import Conditions, InputError, RadioImages
 
 from ._torch import TORCH_OPTIONS, TorchGenerator
@@ -320,6 +320,8 @@ class EDM(TorchGenerator):
         omega = self.omega() if ctx else 0.0
         denoise = guided(lambda x, s: net(x, s, **ctx), lambda x, s: net(x, s), omega)
         sigmas = edm_sigmas(o["num_steps"], o["sigma_min"], o["sigma_max"], o["rho"], device=dev)
+        if o["sample_precision"] == "bf16":
+            warn_if_emulated_bf16(dev, f"sample {self.name}")
         with torch.autocast(dev.type, torch.bfloat16, enabled=o["sample_precision"] == "bf16"):
             x = heun_sampler(denoise, noise, sigmas)
         self._cost.nfe_per_sample = (2 * o["num_steps"] - 1) * (2 if omega else 1)

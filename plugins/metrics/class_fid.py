@@ -14,7 +14,7 @@ import numpy as np
 
 from radiobench import Metric, MetricContext, MetricResult, RadioImages
 from radiobench.evaluators.features import embed, evaluate_pair
-from radiobench.evaluators.frechet import _centred, fid_bootstrap
+from radiobench.evaluators.frechet import centred_interval, fid_bootstrap
 from radiobench.options import AGAINST, EVALUATOR_SEED, Option, Options
 from radiobench.types import InputError
 
@@ -48,7 +48,7 @@ class ClassFidByol(Metric):
             draws.append(iv.draws)
         value = float(np.mean([v["value"] for v in per_class.values()]))
         if n_boot:
-            lo, hi = _centred(value, np.mean(np.stack(draws), axis=0), 0.05)
+            lo, hi = centred_interval(value, np.mean(np.stack(draws), axis=0), 0.05)
         else:
             lo = hi = value
         return MetricResult(

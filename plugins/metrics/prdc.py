@@ -26,7 +26,7 @@ from scipy.spatial.distance import cdist
 from radiobench import Metric, MetricContext, MetricResult, RadioImages
 from radiobench.evaluators import get_evaluator
 from radiobench.evaluators.features import embed, memo_apply
-from radiobench.evaluators.frechet import _centred, _half_samples
+from radiobench.evaluators.frechet import centred_interval, half_samples
 from radiobench.options import Option, Options
 from radiobench.store import sha256_bytes
 from radiobench.types import InputError
@@ -73,14 +73,14 @@ def prdc_intervals(real: np.ndarray, generated: np.ndarray, k: int, n_boot: int,
     full = prdc_from_distances(d_rr, d_gg, d_rg, k)
     draws = {s: [] for s in STATISTICS}
     if n_boot and min(len(real), len(generated)) // 2 > k:
-        for i, j in _half_samples(len(real), len(generated), n_boot, rng):
+        for i, j in half_samples(len(real), len(generated), n_boot, rng):
             half = prdc_from_distances(d_rr[np.ix_(i, i)], d_gg[np.ix_(j, j)], d_rg[np.ix_(i, j)], k)
             for s in STATISTICS:
                 draws[s].append(half[s])
     out = {}
     for s in STATISTICS:
         d = np.asarray(draws[s], np.float64)
-        lo, hi = _centred(full[s], d, 0.05) if len(d) else (full[s], full[s])
+        lo, hi = centred_interval(full[s], d, 0.05) if len(d) else (full[s], full[s])
         top = math.inf if s == "density" else 1.0  # the centred interval is clipped to the statistic's range
         lo, hi = min(max(lo, 0.0), top), min(max(hi, 0.0), top)
         out[s] = {"value": full[s], "low": lo, "high": hi,

@@ -15,6 +15,8 @@ import numpy as np
 from scipy import linalg
 
 __all__ = [
+    "half_samples",
+    "centred_interval",
     "gaussian_stats",
     "frechet_distance",
     "trace_sqrt_product",
@@ -93,7 +95,7 @@ def fid_from_features(real: np.ndarray, generated: np.ndarray) -> float:
     return frechet_distance(*gaussian_stats(real), *gaussian_stats(generated))
 
 
-def _half_samples(n_real: int, n_gen: int, n_draws: int, rng: np.random.Generator):
+def half_samples(n_real: int, n_gen: int, n_draws: int, rng: np.random.Generator):
     """Index pairs of half-samples drawn without replacement from each set.
 
     Resampling with replacement duplicates images, and a duplicated pair looks like two identical
@@ -106,7 +108,7 @@ def _half_samples(n_real: int, n_gen: int, n_draws: int, rng: np.random.Generato
                np.sort(rng.choice(n_gen, n_gen // 2, replace=False)))
 
 
-def _centred(value: float, draws: np.ndarray, alpha: float) -> tuple[float, float]:
+def centred_interval(value: float, draws: np.ndarray, alpha: float) -> tuple[float, float]:
     """Percentile interval of the half-sample draws moved so that their mean sits on the full-N value
     (FID is biased upwards at smaller N; the spread, not the location, is what the draws measure)."""
     d = draws[np.isfinite(draws)]
@@ -122,9 +124,9 @@ def fid_bootstrap(real: np.ndarray, generated: np.ndarray, n_boot: int, rng: np.
     """FID with a half-sampling CI over both sets (the features are computed once)."""
     real, generated = np.asarray(real, np.float64), np.asarray(generated, np.float64)
     value = fid_from_features(real, generated)
-    pairs = _half_samples(len(real), len(generated), n_boot, rng)
+    pairs = half_samples(len(real), len(generated), n_boot, rng)
     draws = np.array([_fid_rows(real[i], generated[j]) for i, j in pairs])
-    lo, hi = _centred(value, draws, alpha) if n_boot else (value, value)
+    lo, hi = centred_interval(value, draws, alpha) if n_boot else (value, value)
     return Interval(value, lo, hi, draws)
 
 
@@ -153,8 +155,8 @@ def kid_bootstrap(real: np.ndarray, generated: np.ndarray, n_boot: int, rng: np.
     kxx, kyy, kxy = _polynomial_kernel(x, x), _polynomial_kernel(y, y), _polynomial_kernel(x, y)
     value = _mmd2_unbiased(kxx, kyy, kxy)
     draws = np.array([_mmd2_unbiased(kxx[np.ix_(i, i)], kyy[np.ix_(j, j)], kxy[np.ix_(i, j)])
-                      for i, j in _half_samples(len(x), len(y), n_boot, rng)])
-    lo, hi = _centred(value, draws, alpha) if n_boot else (value, value)
+                      for i, j in half_samples(len(x), len(y), n_boot, rng)])
+    lo, hi = centred_interval(value, draws, alpha) if n_boot else (value, value)
     return Interval(value, lo, hi, draws)
 
 
@@ -182,8 +184,8 @@ def paired_gap(real: np.ndarray, a: np.ndarray, b: np.ndarray, n_boot: int, rng:
     whole = np.arange(len(r)), np.arange(len(x)), np.arange(len(y))
     value = gap(*whole)
     draws = []
-    for i, j in _half_samples(len(r), len(x), n_boot, rng):
+    for i, j in half_samples(len(r), len(x), n_boot, rng):
         k = j if len(x) == len(y) else np.sort(rng.choice(len(y), len(y) // 2, replace=False))
         draws.append(gap(i, j, k))
-    lo, hi = _centred(value, np.array(draws), alpha) if n_boot else (value, value)
+    lo, hi = centred_interval(value, np.array(draws), alpha) if n_boot else (value, value)
     return Interval(value, lo, hi, np.array(draws))
