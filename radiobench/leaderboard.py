@@ -462,31 +462,18 @@ def _cell(entries: list[tuple[int, dict, tuple[str, ...]]], seed_failures: list[
 ALPHA = 0.05  # the significance level of every mark
 
 
-def _split_fingerprints(fps: tuple[tuple[str, str], ...]) -> tuple[tuple, tuple]:
-    """(what the evaluators were trained from, their weights' sha256) of a cell's fingerprints."""
-    return tuple(f for f in fps if not f[0].endswith("_weights")), tuple(f for f in fps if f[0].endswith("_weights"))
-
-
 def _mark_evaluators(table: Table, metric: str, cells: list[tuple[Row, Cell]]) -> None:
-    """Dagger the cells computed with other evaluator networks (or data) than most of the column. Records written
-    before evaluator weights were hashed name only the training fingerprint: they are matched by it alone, and a
-    note says so (benchmarks/reproduce_reference_rows.py checks that retrained evaluators give their values)."""
-    split = {id(c): _split_fingerprints(c.fingerprints) for _, c in cells}
-    if not cells:
+    """Dagger the cells computed with other evaluator networks (or data) than most of the column. An evaluator is
+    its training fingerprint and, in records since weights were hashed, its weights' sha256; a record without the
+    weights is not matched to one with them, as retraining from the same fingerprint on another machine gave other
+    weights and values (benchmarks/README.md, "Do retrained evaluators reproduce a published table?")."""
+    counts = Counter(c.fingerprints for _, c in cells)
+    if len(counts) < 2:
         return
-    trained = Counter(split[id(c)][0] for _, c in cells).most_common(1)[0][0]
-    weights = Counter(split[id(c)][1] for _, c in cells if split[id(c)][0] == trained and split[id(c)][1])
-    held = weights.most_common(1)[0][0] if weights else ()
-    odd = [c for _, c in cells if split[id(c)][0] != trained or split[id(c)][1] not in ((), held)]
-    for c in odd:
-        c.incomparable = True
-    if odd:
-        table.notes.append(f"† {metric}: computed with different evaluator networks/data than the rest of its column")
-    legacy = [r.name for r, c in cells if held and not c.incomparable and not split[id(c)][1]]
-    if legacy:
-        table.notes.append(f"{metric}: the cells of {', '.join(legacy)} record no evaluator weights (written before "
-                           "weights were hashed); they are matched to the column by the evaluators' training "
-                           "fingerprint")
+    majority = counts.most_common(1)[0][0]
+    for _, c in cells:
+        c.incomparable = c.fingerprints != majority
+    table.notes.append(f"† {metric}: computed with different evaluator networks/data than the rest of its column")
 
 
 def _mark(table: Table) -> None:

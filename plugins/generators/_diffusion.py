@@ -4,7 +4,7 @@ Forward    q(x_t | x_0) = N(√ᾱ_t x_0, (1 − ᾱ_t) I),  ᾱ_t = ∏_{s≤t}
 Training   E_{t, x_0, ε} ‖ε − ε_θ(x_t, t, c)‖², t uniform in {0, …, T−1}                      (paper 001 Eq. 7-8)
            or, with ``prediction="v"``, the velocity v = √ᾱ_t ε − √(1 − ᾱ_t) x_0 as target (Salimans & Ho
            2022): at high noise ε-prediction gives x̂_0 = (x_t − √(1 − ᾱ) ε̂)/√ᾱ, which multiplies the network's
-           error by 1/√ᾱ_T ≈ 130; v-prediction does not.
+           error by 1/√ᾱ_T ≈ 157; v-prediction does not.
 Sampling   the ancestral chain of ``DDPMScheduler`` (all T steps, or a strided subset) or the DDIM
            update of ``DDIMScheduler`` (η = 0: deterministic) on a shorter schedule;
            classifier-free guidance ε̃ = (1 + ω) ε_θ(x_t, c) − ω ε_θ(x_t, ∅) (Ho & Salimans 2022).

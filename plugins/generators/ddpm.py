@@ -92,7 +92,9 @@ class DDPM(TorchGenerator):
 
     name = "ddpm"
     description = "DDPM (Ho et al. 2020; papers 001, 002): ε-prediction, 1000 linear-β steps, DDPM/DDIM sampling"
-    OPTIONS = DDPM_OPTIONS
+    # cpu: v-prediction; with ε the cpu budget's samples were grey noise (benchmarks/README.md, "DDPM at the cpu
+    # budget"), as for ddpm_recon
+    OPTIONS = DDPM_OPTIONS.with_defaults(prediction={"cpu": "v"})
     data_range = (-1.0, 1.0)
     length_options = ("steps",)
     nfe_per_sample = None  # set by the sampler
