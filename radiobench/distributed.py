@@ -10,8 +10,6 @@ from __future__ import annotations
 import os
 from typing import Any
 
-import torch
-
 __all__ = ["world_size", "is_main", "join", "share", "barrier", "leave", "has_left"]
 
 _alone = False  # set by ``leave``: the process group is gone, this process goes on by itself
@@ -39,6 +37,7 @@ def join(device: str) -> None:
 
 
 def _state(cpu: bool | None = None):
+    import torch
     from accelerate import PartialState
 
     # the first call fixes the group's kind (accelerate shares its state): on a machine without GPUs, gloo

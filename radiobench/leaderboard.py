@@ -462,16 +462,16 @@ def _cell(entries: list[tuple[int, dict, tuple[str, ...]]], seed_failures: list[
 ALPHA = 0.05  # the significance level of every mark
 
 
-def _mark_evaluators(table: Table, metric: str, cells: list[tuple[Row, Cell]]) -> None:
+def _mark_evaluators(table: Table, metric: str, cells: list[Cell]) -> None:
     """Dagger the cells computed with other evaluator networks (or data) than most of the column. An evaluator is
     its training fingerprint and, in records since weights were hashed, its weights' sha256; a record without the
     weights is not matched to one with them, as retraining from the same fingerprint on another machine gave other
     weights and values (benchmarks/README.md, "Do retrained evaluators reproduce a published table?")."""
-    counts = Counter(c.fingerprints for _, c in cells)
+    counts = Counter(c.fingerprints for c in cells)
     if len(counts) < 2:
         return
     majority = counts.most_common(1)[0][0]
-    for _, c in cells:
+    for c in cells:
         c.incomparable = c.fingerprints != majority
     table.notes.append(f"† {metric}: computed with different evaluator networks/data than the rest of its column")
 
@@ -480,7 +480,7 @@ def _mark(table: Table) -> None:
     pairs: dict[str, list[str]] = {}  # metric: "a beats b (p = …)" for the generators the test separates
     for m in table.metrics:
         cells = [(r, r.cells.get(m)) for r in table.rows]
-        _mark_evaluators(table, m, [(r, c) for r, c in cells if c is not None and c.status == "ok"])
+        _mark_evaluators(table, m, [c for _, c in cells if c is not None and c.status == "ok"])
         if m not in table.directions:
             table.notes.append(f"? {m}: not installed, and no stored result says whether lower or higher is better")
             continue

@@ -336,8 +336,8 @@ def _fit_together(config: RunConfig, gen_classes: dict[str, type], train, device
         for name, cls in gen_classes.items():
             gdir, label = Path(config.out) / name / f"seed-{seed}", f"{name}/seed-{seed}"
             with unit_lock(gdir) if distributed.is_main() else contextlib.nullcontext():
-                gen = _generator(cls, name, config, device)
-                if not distributed.share(distributed.is_main() and _reused_fit(gen, gdir, label) is None):
+                todo = distributed.is_main() and _reused_fit(_generator(cls, name, config, device), gdir, label) is None
+                if not distributed.share(todo):
                     continue
                 gen = _generator(cls, name, config, device)
                 workdir = _training_workdir(gdir, gen, label) if distributed.is_main() else gdir / "train"

@@ -64,8 +64,8 @@ def warn_if_emulated_bf16(device: torch.device | str, what: str) -> None:
     on an AVX2-only AMD EPYC (benchmarks/README.md, "bf16 on CPUs without it")."""
     if torch.device(device).type != "cpu" or what in _warned_bf16:
         return
+    _warned_bf16.add(what)  # the CPU's flags are read once per ``what``, whatever they say
     if cpu_has_bf16() is False:
-        _warned_bf16.add(what)
         log.warning("%s: bf16 on this CPU is emulated (no avx512_bf16/amx_bf16) and many times slower than float32; "
                     "a wall-clock budget (max_minutes) may stop it early. Set its precision option to float32 "
                     "(e.g. mixed_precision=no) for speed, at the cost of another configuration", what)
@@ -143,6 +143,8 @@ class TrainingRun:
                 self.accelerator = Accelerator(cpu=cpu, mixed_precision="no")
         self.device = self.accelerator.device if self.accelerator is not None else \
             torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        if mixed_precision == "bf16":
+            warn_if_emulated_bf16(self.device, desc)
         # data-parallel processes draw their own noise: rank 0 (and a single process) from the seed itself
         rank_seed = np.random.SeedSequence([self.seed, self.rank]).generate_state(1)[0] >> 1 if self.rank else self.seed
         torch.manual_seed(int(rank_seed))
@@ -179,7 +181,6 @@ class TrainingRun:
 
     def autocast(self):
         if self.mixed_precision == "bf16":
-            warn_if_emulated_bf16(self.device, self.desc)
             return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
