@@ -43,6 +43,9 @@ def main() -> None:
     ap.add_argument("--stem", default=None, choices=["imagenet", "small"], help="override the ResNet18 stem")
     ap.add_argument("--width", type=float, default=None, help="override the ResNet18 width multiplier")
     ap.add_argument("--lr-patience", type=int, default=None, help="override the plateau patience (epochs)")
+    ap.add_argument("--lr-schedule", default=None, choices=["plateau", "cosine"], help="override the schedule")
+    ap.add_argument("--label-smoothing", type=float, default=None, help="override the label smoothing")
+    ap.add_argument("--weight-decay", type=float, default=None, help="override the weight decay (AdamW)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--json", default=None, help="write the results here")
@@ -54,7 +57,7 @@ def main() -> None:
     config = KINDS["classifier"].config(args.config)
     if args.epochs is not None:
         config["epochs"] = args.epochs
-    for key in ("augment", "stem", "width", "lr_patience"):
+    for key in ("augment", "stem", "width", "lr_patience", "lr_schedule", "label_smoothing", "weight_decay"):
         if getattr(args, key) is not None:
             config[key] = getattr(args, key)
     floor_gen = PixelFloor("cpu")
@@ -75,17 +78,28 @@ def main() -> None:
         pred = predict_proba(ev.module, floor, device=args.device).argmax(1)
         row["pixel_floor"] = {"accuracy": float((pred == test.labels).mean()),
                               "confusion": confusion_matrix(test.labels, pred, len(test.class_names)).tolist()}
+        tta, ev.module.tta = ev.module.tta, not ev.module.tta  # the other reading: with(out) the 8 dihedral views
+        for name, x, y in (("test", test.images, test.labels), ("valid", valid.images, valid.labels),
+                           ("pixel_floor", floor, test.labels)):
+            row[name]["accuracy_other_tta"] = float((predict_proba(ev.module, x, device=args.device).argmax(1)
+                                                     == y).mean())
+        ev.module.tta = tta
+        row["tta"] = tta
         rows.append(row)
         test_ci = row["test"]["ci"]
         print(f"seed {seed}: test {row['test']['accuracy']:.3f} [{test_ci[0]:.3f}, {test_ci[1]:.3f}]"
               f"  valid {row['valid']['accuracy']:.3f}  pixel floor {row['pixel_floor']['accuracy']:.3f}"
-              f"  train {row['train_seconds']:.0f} s"
+              f"  train {row['train_seconds']:.0f} s  {'without' if tta else 'with'} test-time augmentation: test "
+              f"{row['test']['accuracy_other_tta']:.3f} valid {row['valid']['accuracy_other_tta']:.3f} pixel floor "
+              f"{row['pixel_floor']['accuracy_other_tta']:.3f}"
               f" (wall {time.perf_counter() - t0:.0f} s)  confusion(test, rows=true {'/'.join(test.class_names)}) "
               f"{row['test']['confusion']}", flush=True)
     for name in ("test", "valid", "pixel_floor"):
         m, lo, hi = seed_interval(np.array([r[name]["accuracy"] for r in rows]))
         sd = float(np.std([r[name]["accuracy"] for r in rows], ddof=1)) if len(rows) > 1 else float("nan")
         print(f"{name}: mean {m:.3f} over {len(rows)} seeds, sd {sd:.3f}, 95% t-interval [{lo:.3f}, {hi:.3f}]")
+        m, lo, hi = seed_interval(np.array([r[name]["accuracy_other_tta"] for r in rows]))
+        print(f"  {'without' if rows[0]['tta'] else 'with'} test-time augmentation: mean {m:.3f} [{lo:.3f}, {hi:.3f}]")
     print(f"paper 000: {PAPER_TEST_ACCURACY:.3f} test accuracy (80x80, 200 epochs, one run)")
     print(f"config: resolution {args.resolution}, {json.dumps(config)}")
     if args.json:

@@ -26,7 +26,7 @@ from radiobench.evaluators import (
     load_entry,
 )
 from radiobench.evaluators.augment import Augment, gaussian_blur, random_flip_rot90
-from radiobench.evaluators.base import total_steps
+from radiobench.evaluators.base import epoch_scheduler, total_steps
 from radiobench.evaluators.cache import train_evaluator
 from radiobench.evaluators.classifier import ResNetClassifier
 from radiobench.evaluators.frechet import (
@@ -70,6 +70,39 @@ def test_resnet18_shapes_and_no_torchvision():
     clf = ResNetClassifier(4, width=0.125).eval()
     assert clf(torch.rand(2, 1, 40, 40)).shape == (2, 4)
     assert not [m for m in sys.modules if m.startswith("torchvision")]
+
+
+def test_dihedral_test_time_augmentation_is_orientation_invariant():
+    """With ``tta`` the classifier's eval-mode logits are the mean over the 8 flips and 90° rotations, so a
+    rotated or flipped image gets the same logits; the plain network's differ, and training ignores tta."""
+    torch.manual_seed(0)
+    clf = ResNetClassifier(4, width=0.125, tta=True).eval()
+    x = torch.rand(2, 1, 40, 40)
+    out = clf(x)
+    for view in (torch.rot90(x, 1, (-2, -1)), x.flip(-1), torch.rot90(x.flip(-2), 3, (-2, -1))):
+        assert torch.allclose(clf(view), out, atol=1e-5)
+    clf.tta = False
+    assert not torch.allclose(clf(torch.rot90(x, 1, (-2, -1))), clf(x), atol=1e-5)
+
+
+def test_epoch_scheduler_cosine_and_plateau():
+    """cosine: lr_t = lr_min + (lr - lr_min)(1 + cos(pi t / epochs)) / 2 after epoch t; plateau is the default."""
+    import math
+
+    p = torch.nn.Parameter(torch.zeros(1))
+    opt = torch.optim.Adam([p], lr=1e-3)
+    sched = epoch_scheduler(opt, dict(lr_schedule="cosine", epochs=10, lr_min=1e-5))
+    lrs = []
+    for _ in range(10):
+        opt.step()
+        sched.step()
+        lrs.append(opt.param_groups[0]["lr"])
+    expected = [1e-5 + (1e-3 - 1e-5) * (1 + math.cos(math.pi * t / 10)) / 2 for t in range(1, 11)]
+    assert np.allclose(lrs, expected, rtol=1e-6)
+    plateau = epoch_scheduler(opt, dict(lr_factor=0.1, lr_patience=2, lr_min=1e-6))
+    assert isinstance(plateau, torch.optim.lr_scheduler.ReduceLROnPlateau)
+    with pytest.raises(InputError, match="lr_schedule"):
+        epoch_scheduler(opt, dict(lr_schedule="step", epochs=10, lr_min=0.0))
 
 
 def test_augmentations():
@@ -156,7 +189,9 @@ def test_builtin_evaluator_fingerprints_unchanged():
     """Guards published results: each metric result records its evaluator's fingerprint, and
     ``stale_evaluators`` compares it with the current one. These are the four built-in fingerprints (cpu
     preset, synthetic 32x32, 64 train images) as computed before evaluator kinds became entry points (issue
-    17); a change here must be deliberate (a spec's ``version`` bump), never a side effect of a refactor."""
+    17); a change here must be deliberate (a spec's ``version`` bump or a new config), never a side effect of a
+    refactor. classifier: the cpu referee of 2026-12-03 (90 epochs, cosine, label smoothing, weight decay, test-time
+    augmentation; 36e9a38604977979 before)."""
     from radiobench.evaluators import current_fingerprint
     from radiobench_plugins.datasets.synthetic import SyntheticDataset
 
@@ -164,7 +199,7 @@ def test_builtin_evaluator_fingerprints_unchanged():
     ctx = MetricContext("synthetic", ds.fingerprint(), ds.load("train"), get_preset("cpu"))
     assert ds.fingerprint() == "4d36dcd44a2cf6bf"  # the data itself (else the fingerprints below move with it)
     assert {kind: current_fingerprint(kind, ctx) for kind in KINDS} == {
-        "byol": "4175789422565ebb", "classifier": "36e9a38604977979", "radio_cnn": "2e41dd6804192506",
+        "byol": "4175789422565ebb", "classifier": "787fda560a87cdd9", "radio_cnn": "2e41dd6804192506",
         "segmenter": "8fe681c6373f0837"}
 
 

@@ -36,7 +36,7 @@ DIFFUSION_OPTIONS = Options(
     ema=replace(PROBABILITY, default=0.0),  # decay of the weights' average used for sampling; 0: none
     sampler=Option(str, "ddpm", sampling=True, choices=("ddpm", "ddim")),
     num_steps=Option(int, None, sampling=True, nullable=True, low=1),  # None: all T steps
-    eta=replace(PROBABILITY, default=0.0, sampling=True),  # DDIM's η (0: deterministic)
+    eta=Option(float, 0.0, sampling=True, low=0.0, high=1.0),  # DDIM's η (0: deterministic; 1: DDPM's variance)
     omega=Option(float, 0.0, sampling=True, low=0.0),  # guidance strength ω; 0: the conditional model alone
 )
 

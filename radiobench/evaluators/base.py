@@ -16,7 +16,7 @@ from ..training import TrainingRun, batch_indices
 from ..types import InputError, RadioImages
 
 __all__ = [
-    "EvaluatorSpec", "class_weights", "fit_supervised", "fit_classifier", "plateau_scheduler",
+    "EvaluatorSpec", "class_weights", "fit_supervised", "fit_classifier", "plateau_scheduler", "epoch_scheduler",
     "total_steps", "recalibrate_bn",
 ]
 
@@ -68,6 +68,17 @@ def plateau_scheduler(opt: torch.optim.Optimizer, config: Mapping[str, Any]):
     )
 
 
+def epoch_scheduler(opt: torch.optim.Optimizer, config: Mapping[str, Any]):
+    """config["lr_schedule"]: "plateau" (default, paper 000) or "cosine": lr_t = lr_min + (lr - lr_min)
+    (1 + cos(π t / epochs)) / 2 at epoch t (Loshchilov & Hutter 2017, no restarts)."""
+    schedule = config.get("lr_schedule", "plateau")
+    if schedule == "plateau":
+        return plateau_scheduler(opt, config)
+    if schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=int(config["epochs"]), eta_min=config["lr_min"])
+    raise InputError(f"unknown lr_schedule {schedule!r}; one of 'plateau', 'cosine'")
+
+
 @torch.no_grad()
 def recalibrate_bn(model: nn.Module, images: torch.Tensor, batch_size: int = 128) -> None:
     """Precise BN (Wu & Johnson 2021): recompute every BatchNorm layer's population statistics as the
@@ -109,8 +120,8 @@ def fit_supervised(
     calibration: torch.Tensor | None = None,
 ) -> dict[str, Any]:
     """Minibatch training: step k uses batch_indices(n, batch, seed, k) and augmentation generator
-    step_generator(seed, k); ``scheduler`` (ReduceLROnPlateau) steps on the mean loss of each epoch
-    of ceil(n / batch) steps. Checkpoints at epoch ends (at most one a minute) and at the end. Finally
+    step_generator(seed, k); ``scheduler`` steps once per epoch of ceil(n / batch) steps (ReduceLROnPlateau on
+    the epoch's mean loss). Checkpoints at epoch ends (at most one a minute) and at the end. Finally
     the batch-norm statistics are recomputed on ``calibration`` (the un-augmented inputs)."""
     steps_per_epoch = max(1, math.ceil(n_train / batch_size))
     state = {"model": model, "opt": opt} | ({"sched": scheduler} if scheduler is not None else {})
@@ -129,8 +140,10 @@ def fit_supervised(
         if end_of_epoch:
             mean = float(np.mean(epoch_losses))
             epoch_losses.clear()
-            if scheduler is not None:
+            if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
                 scheduler.step(mean)
+            elif scheduler is not None:
+                scheduler.step()
             run.log(step, loss=mean, lr=float(opt.param_groups[0]["lr"]))
         last = step + 1 >= run.total_steps or run.out_of_time()
         if last and epoch_losses:
@@ -161,14 +174,17 @@ def fit_classifier(
     *,
     batch_size: int,
     scheduler=None,
+    label_smoothing: float = 0.0,
 ) -> dict[str, Any]:
     """fit_supervised for a classifier of the labelled ``train`` split (``model`` and ``opt`` as prepared by
-    ``run``): cross-entropy weighted by class_weights, each batch augmented by ``augment``."""
+    ``run``): cross-entropy weighted by class_weights (targets smoothed by ``label_smoothing``, Szegedy et al.
+    2016), each batch augmented by ``augment``."""
     if train.labels is None or not train.class_names:
         raise InputError("a classifier evaluator needs a labelled training split (labels and class names)")
     x = torch.from_numpy(train.images).to(run.device)
     y = torch.from_numpy(train.labels).to(run.device)
-    loss_fn = nn.CrossEntropyLoss(weight=class_weights(train.labels, len(train.class_names)).to(run.device))
+    loss_fn = nn.CrossEntropyLoss(weight=class_weights(train.labels, len(train.class_names)).to(run.device),
+                                  label_smoothing=label_smoothing)
 
     def batch_loss(idx: np.ndarray, g: torch.Generator) -> torch.Tensor:
         i = torch.from_numpy(idx).to(run.device)
