@@ -18,13 +18,13 @@ sampling options):
 from __future__ import annotations
 
 import argparse
-import ast
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from radiobench.cli import key_value_options
 from radiobench.conditioning import match_conditions
 from radiobench.interfaces import MetricContext
 from radiobench.presets import get_preset
@@ -36,18 +36,6 @@ SETTINGS = {
     "ldm": "sampler=ddim,num_steps=250;sampler=ddim,num_steps=50",
     "edm": "num_steps=25;num_steps=50",
 }
-
-
-def parse_setting(text: str) -> dict[str, object]:
-    """'sampler=ddim,num_steps=50' -> {'sampler': 'ddim', 'num_steps': 50} (values as Python literals)."""
-    out: dict[str, object] = {}
-    for item in filter(None, text.split(",")):
-        key, _, value = item.partition("=")
-        try:
-            out[key.strip()] = ast.literal_eval(value.strip())
-        except (ValueError, SyntaxError):
-            out[key.strip()] = value.strip()
-    return out
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -66,6 +54,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--batch-size", type=int, default=100)
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
+    models = [spec.partition("=")[::2] for spec in args.model]
+    for name, path in models:  # bad input stops here, before any data is read
+        if name not in SETTINGS or not (Path(path) / "config.json").exists():
+            raise SystemExit(f"--model {name}={path}: need one of {sorted(SETTINGS)}=a checkpoint directory")
+    settings = {name: [key_value_options(t.split(",")) for t in getattr(args, name).split(";")]
+                for name, _ in models}  # 'sampler=ddim,num_steps=50' -> {'sampler': 'ddim', 'num_steps': 50}
 
     dataset = registry.dataset(args.dataset)(resolution=args.resolution, data_dir=args.data_dir)
     train = dataset.load(dataset.train_split)
@@ -94,16 +88,14 @@ def main(argv: list[str] | None = None) -> None:
     print("|---|---|---|---|" + "---|" * len(metrics))
     row("real training images", train.subset(np.random.default_rng(args.seed).choice(len(train), len(real),
                                                                                       replace=False)), "", None)
-    for spec in args.model:
-        name, _, path = spec.partition("=")
+    for name, path in models:
         gen = registry.generator(name)(args.preset)
         gen.load(Path(path))
         cond = match_conditions(real, train, gen.supports, np.random.default_rng(args.seed))
         cost = gen.cost()
         print(f"<!-- {name}: {path}, {gen.num_parameters() / 1e6:.2f}M parameters, {cost.train_steps} training "
               f"steps ({cost.train_seconds / 60:.1f} min) -->", flush=True)
-        for text in getattr(args, name, "").split(";"):
-            setting = parse_setting(text)
+        for setting in settings[name]:
             gen.configure_sampling(**setting)
             t0 = time.perf_counter()
             images = gen.sample(cond, seed=args.seed, batch_size=args.batch_size)

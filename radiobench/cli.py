@@ -71,7 +71,7 @@ def _value(text: str) -> Any:
         return text
 
 
-def _options(pairs: Sequence[str], scoped: bool = False, owner: str = "generator",
+def key_value_options(pairs: Sequence[str], scoped: bool = False, owner: str = "generator",
              example: str = "edm.steps=100") -> dict[str, Any]:
     """'k=v' pairs (or 'owner.k=v' when scoped) into dicts; values parsed as JSON when they parse."""
     out: dict[str, Any] = {}
@@ -91,12 +91,12 @@ def _options(pairs: Sequence[str], scoped: bool = False, owner: str = "generator
 
 def metric_options(pairs: Sequence[str]) -> dict[str, dict[str, Any]]:
     """``--metric-option metric.key=value`` pairs, by metric (checked against each metric's table by the runner)."""
-    return _options(pairs, scoped=True, owner="metric", example="fid_byol.against=train")
+    return key_value_options(pairs, scoped=True, owner="metric", example="fid_byol.against=train")
 
 
 def dataset_options(pairs: Sequence[str]) -> dict[str, Any]:
     """``--dataset-option`` pairs; the data folder has its own flag."""
-    opts = _options(pairs)
+    opts = key_value_options(pairs)
     if "data_dir" in opts:
         raise InputError("give the data folder as --data-dir, not as --dataset-option data_dir=...")
     return opts
@@ -142,7 +142,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         seeds=args.seeds,
         data_dir=args.data_dir,
         dataset_options=dataset_options(args.dataset_option),
-        generator_options=_options(args.generator_option, scoped=True),
+        generator_options=key_value_options(args.generator_option, scoped=True),
         metric_options=metric_options(args.metric_option),
         n_generated=args.n_generated,
         device=args.device,
