@@ -39,23 +39,30 @@ def _run_id(v: object) -> str:
     return "/".join(v.parts[-3:]) if isinstance(v, Path) else ""
 
 
+# Published rows whose preset changed on purpose (the cpu presets of edm and cvae train in float32 since the
+# bf16 ones were found emulated, 13-35x slower, on CPUs without it): they stay in the table as what they were
+# until the rebuild replaces them, and a run with today's preset trains anew.
+SUPERSEDED = {"first-cpu-edm/edm", "first-cpu-vae-gan/cvae", "mirabest-cpu/edm"}
+
+
 @pytest.mark.parametrize("seed_dir,options", _stored_runs(), ids=_run_id)
 def test_published_configs_read_as_the_current_presets(seed_dir, options):
     """A published row is reused only while its stored configurations equal the current ones: training (fit.json,
-    so no re-training), sampling (samples.json, so no re-sampling), and every stored option is declared."""
+    so no re-training), sampling (samples.json, so no re-sampling), and every stored option is declared. A row
+    listed as superseded must differ (the list cannot outlive the change)."""
     stored = json.loads((seed_dir / "checkpoint" / "fit.json").read_text())["config"]
     cls = registry.generator(stored["name"])
     gen = cls(preset=stored["preset"], device="cpu", **options)
     assert set(stored) - {"name", "preset"} <= set(cls.OPTIONS)
-    assert gen.training_config(stored) == gen.training_config()
     drawn = json.loads((seed_dir / "samples.json").read_text())["sampling"]
-    assert gen.sampling_config() == drawn
+    same = gen.training_config(stored) == gen.training_config() and gen.sampling_config() == drawn
+    assert same != ("/".join(seed_dir.parts[-3:-1]) in SUPERSEDED)
     # the checkpoint's own record of its options restores the same configuration
     saved = json.loads((seed_dir / "checkpoint" / "config.json").read_text())
     if "hp" in saved or "options" in saved:
         again = cls(preset="smoke", device="cpu")
         again.restore_options(saved.get("hp", saved.get("options")), saved["preset"])
-        assert again.training_config() == gen.training_config()
+        assert again.training_config() == gen.training_config(stored)
 
 
 @pytest.mark.parametrize("cls", TORCH)
