@@ -294,13 +294,12 @@ def _reused_fit(gen: Generator, gdir: Path, label: str) -> tuple[dict[str, Any],
         return None
     requested = jsonable(gen.training_config())
     if jsonable(gen.training_config(fit_info["config"])) != requested:
-        log.warning("%s: checkpoint was made with another configuration; training again", label)
-        return None
-    # load keeps this instance's sampling options (this run's), not those stored at fit time
-    checkpoint_sha = custody.checkpoint_sha256(ckpt)
-    why = _unusable_checkpoint(gen, ckpt, checkpoint_sha, requested, fit_info)
-    if why is None:
-        return _training_cost(fit_info["cost"]), checkpoint_sha
+        why = "checkpoint was made with another configuration"
+    else:  # load keeps this instance's sampling options (this run's), not those stored at fit time
+        checkpoint_sha = custody.checkpoint_sha256(ckpt)
+        why = _unusable_checkpoint(gen, ckpt, checkpoint_sha, requested, fit_info)
+        if why is None:
+            return _training_cost(fit_info["cost"]), checkpoint_sha
     log.warning("%s: %s; training again (the checkpoint is kept as checkpoint-previous)", label, why)
     shutil.rmtree(gdir / "checkpoint-previous", ignore_errors=True)
     ckpt.rename(gdir / "checkpoint-previous")

@@ -103,6 +103,8 @@ def test_epoch_scheduler_cosine_and_plateau():
     assert isinstance(plateau, torch.optim.lr_scheduler.ReduceLROnPlateau)
     with pytest.raises(InputError, match="lr_schedule"):
         epoch_scheduler(opt, dict(lr_schedule="step", epochs=10, lr_min=0.0))
+    with pytest.raises(InputError, match="spans 'epochs'"):  # a step-limited run would never finish the cosine
+        epoch_scheduler(opt, dict(lr_schedule="cosine", epochs=10, steps=60, lr_min=0.0))
 
 
 def test_augmentations():

@@ -44,8 +44,10 @@ def test_a_changed_training_option_redraws_samples_and_recomputes_metrics(plugin
     row = tmp_path / ROW
     before = RadioImages.load(row / "samples.npz").images
     first = read(row / "metrics" / "mean_w1.json")["result"]["value"]
+    first_sha = checkpoint_sha256(row / "checkpoint")
     summary = run(config(tmp_path, reference=False, generator_options={"counting": {"width_scale": 1.6}}))
     assert Counting.fits == 2 and not summary.reused
+    assert checkpoint_sha256(row / "checkpoint-previous") == first_sha  # the first model is kept, not overwritten
     assert {f"{ROW}:fit", f"{ROW}:samples", f"{ROW}:mean_w1"} <= set(summary.done)
     assert not np.array_equal(RadioImages.load(row / "samples.npz").images, before)
     info = read(row / "samples.json")

@@ -75,6 +75,8 @@ def epoch_scheduler(opt: torch.optim.Optimizer, config: Mapping[str, Any]):
     if schedule == "plateau":
         return plateau_scheduler(opt, config)
     if schedule == "cosine":
+        if config.get("epochs") is None or config.get("steps") is not None:
+            raise InputError("lr_schedule 'cosine' spans 'epochs' and needs them set (and no 'steps' limit)")
         return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=int(config["epochs"]), eta_min=config["lr_min"])
     raise InputError(f"unknown lr_schedule {schedule!r}; one of 'plateau', 'cosine'")
 
