@@ -286,16 +286,17 @@ def _generator(cls, name: str, config: RunConfig, device: str) -> Generator:
 
 def _reused_fit(gen: Generator, gdir: Path, label: str) -> tuple[dict[str, Any], str] | None:
     """The training cost and checkpoint sha256 of ``gdir``'s checkpoint, loaded into ``gen``, when it is the
-    model this configuration trains; None when it must be trained (an unusable one is moved to
+    model this configuration trains; None when it must be trained (an unusable one, or one of another
+    configuration, is moved to
     ``checkpoint-previous``)."""
     ckpt = gdir / "checkpoint"
     fit_info = custody.record(ckpt / "fit.json", config=dict, cost=dict)
     if fit_info is None:
         return None
     requested = jsonable(gen.training_config())
-    if jsonable(gen.training_config(fit_info["config"])) != requested:
-        why = "checkpoint was made with another configuration"
-    else:  # load keeps this instance's sampling options (this run's), not those stored at fit time
+    why: str | None = "checkpoint was made with another configuration"
+    if jsonable(gen.training_config(fit_info["config"])) == requested:
+        # load keeps this instance's sampling options (this run's), not those stored at fit time
         checkpoint_sha = custody.checkpoint_sha256(ckpt)
         why = _unusable_checkpoint(gen, ckpt, checkpoint_sha, requested, fit_info)
         if why is None:

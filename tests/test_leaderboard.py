@@ -623,3 +623,23 @@ def test_cells_of_other_evaluators_or_unrecorded_weights_are_daggered(tmp_path):
     table = collect([make_run(tmp_path / "legacy", legacy)])[0]
     assert not any(n.startswith("†") for n in table.notes)
     assert not any(c.incomparable for r in table.rows for c in r.cells.values())
+
+
+def test_class_fidelity_is_accuracy_over_the_referees_real_accuracy_per_seed(tmp_path):
+    """Paper 000 compares 83.4% on generated with 81.5% on real images: the note gives each row's ratio, per seed
+    against that seed's record of the referee on real images, then the Student-t interval over seeds."""
+    def acc(value, real, ci=(None, None)):
+        return rec("classifier_accuracy", value, ci=ci, direction="higher",
+                   details={"real_reference": {"accuracy": real}})
+
+    run = make_run(tmp_path / "run", {
+        "edm": {s: {"metrics": [acc(v, r)]} for s, (v, r) in enumerate([(0.6, 0.8), (0.5, 0.8), (0.7, 0.7)])},
+        "gan": {0: {"metrics": [acc(0.4, 0.8, ci=(0.32, 0.48))]}},
+        "vae": {0: {"metrics": [rec("fid_byol", 3.0)]}},  # no accuracy: no ratio
+    })
+    (table,) = collect([run])
+    (note,) = [n for n in table.notes if n.startswith("Class fidelity")]
+    ratios = np.array([0.75, 0.625, 1.0])
+    half = ss.t.ppf(0.975, 2) * ratios.std(ddof=1) / np.sqrt(3)
+    assert f"edm {ratios.mean():.3f} ± {half:.2f} (referee on real images 0.767, 3 seeds)" in note
+    assert "gan 0.500 [0.40, 0.60] (referee on real images 0.800)" in note and "vae" not in note
