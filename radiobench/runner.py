@@ -287,8 +287,7 @@ def _generator(cls, name: str, config: RunConfig, device: str) -> Generator:
 def _reused_fit(gen: Generator, gdir: Path, label: str) -> tuple[dict[str, Any], str] | None:
     """The training cost and checkpoint sha256 of ``gdir``'s checkpoint, loaded into ``gen``, when it is the
     model this configuration trains; None when it must be trained (an unusable one, or one of another
-    configuration, is moved to
-    ``checkpoint-previous``)."""
+    configuration, is moved to ``checkpoint-previous``)."""
     ckpt = gdir / "checkpoint"
     fit_info = custody.record(ckpt / "fit.json", config=dict, cost=dict)
     if fit_info is None:
