@@ -243,6 +243,30 @@ def _steps_plot(curves: dict[str, list[float]], path: Path, xlabel: str, title: 
     _save(fig, path)
 
 
+def _augmentation_plot(cells: dict[str, Any], path: Path, metric: str) -> None:
+    """Each row's gain from adding its images to the real training set: the seeds' values (dots), their mean and
+    95% interval (bar), against real-only training (the zero line, its score in the legend)."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(max(4.5, 1.1 * len(cells) + 1.5), 3.4))
+    base = next((c.details.get("real_only") for c in cells.values() if "real_only" in c.details), None)
+    ax.axhline(0, color="k", lw=0.8,
+               label="real-only training" + (f" ({base:.3f} on real test images)" if base is not None else ""))
+    for i, c in enumerate(cells.values()):
+        ax.scatter(np.full(len(c.values), i) + np.linspace(-0.12, 0.12, len(c.values)), c.values, s=12,
+                   color=f"C{i}", alpha=0.7)
+        if np.isfinite(c.low) and np.isfinite(c.high):
+            ax.errorbar([i + 0.25], [c.value], yerr=[[c.value - c.low], [c.high - c.value]], fmt="o", color=f"C{i}",
+                        capsize=3)
+    ax.set_xticks(range(len(cells)), list(cells), fontsize=7)
+    ax.set_xlim(-0.6, len(cells) - 0.4)
+    unit = "IoU" if metric.endswith("_iou") else "accuracy"
+    ax.set_xlabel("images added to the real training set")
+    ax.set_ylabel(f"gain in {unit} on real test images")
+    ax.set_title(f"{metric} (dots: seeds; bar: mean, 95% CI)", fontsize=8)
+    ax.legend(fontsize=6)
+    _save(fig, path)
+
+
 def _completeness_plot(curves: dict[str, list[dict[str, float]]], path: Path) -> None:
     """Completeness against the true sources' S/N per row (paper 002 Fig. 13), with 95 % Wilson intervals."""
     from scipy.stats import binomtest
@@ -343,6 +367,7 @@ def write_report(run: str | Path, out: Path | None = None) -> Path:
         page.sections.append("<h3>Training</h3>")
         page.figure("training losses (one panel per generator; faint: per step, solid: running mean)", "losses.png")
     _detail_figures(tables, rows, real.get(train_split), why, page)
+    _augmentation_figures(tables, page)
 
     style = ("table{border-collapse:collapse}td,th{border:1px solid #bbb;padding:3px 8px}"
              "img{max-width:100%}.note{color:#a00}.caption{color:#555;font-size:90%}")
@@ -442,6 +467,20 @@ def _detail_figures(tables: list[Table], rows: dict[str, Path], train: RadioImag
         png = f"relation_{metric}.png"
         _relation_plot(rels, page.out / png, metric)
         page.figure(f"{metric}: relation", png)
+
+
+def _augmentation_figures(tables: list[Table], page: _Page) -> None:
+    """The data-augmentation utility (``augmentation_gain``, ``augmentation_gain_iou``) of every row scored on it."""
+    for metric in ("augmentation_gain", "augmentation_gain_iou"):
+        cells = {row.name: c for t in tables for row in t.rows
+                 if (c := row.cells.get(metric)) is not None and c.status == "ok" and c.values}
+        if cells:
+            png = f"{metric}.png"
+            _augmentation_plot(cells, page.out / png, metric)
+            page.figure(f"{metric}: data-augmentation utility", png,
+                        "Gain on the real test images from training the downstream network on real + generated "
+                        "images instead of real images alone (paper 001 Sect. 5.2); the interval over test images "
+                        "of one seed covers the test set, the spread of the dots the training noise.")
 
 
 def _memorised_pairs(memo: dict[str, dict], rows: dict[str, Path], train: RadioImages | None):

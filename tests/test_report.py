@@ -138,3 +138,24 @@ def test_figures_of_what_the_metric_details_hold(tmp_path, figures):
     real, gan = figures["confusion.png"].axes[:2]
     assert [t.get_text() for t in gan.texts] == ["3", "1", "2", "2"] and "0.75" in real.get_title()
     assert figures["relation_flux_relation.png"].axes[0].get_xscale() == "log"
+
+
+def test_augmentation_utility_figure_against_real_only_training(tmp_path, figures):
+    """Issue 15: each generator's gain per seed, its mean and interval, against the real-only zero line."""
+    def gain(v, lo, hi):
+        return rec("augmentation_gain", v, ci=(lo, hi), direction="higher",
+                   details={"real_only": 0.79, "augmented": 0.79 + v})
+
+    run_dir = make_run(tmp_path / "run", {
+        "edm": {s: {"metrics": [gain(v, v - 0.03, v + 0.03)]} for s, v in enumerate([0.01, 0.02, 0.03])},
+        "dcgan": {0: {"metrics": [gain(-0.02, -0.05, 0.01)]}},
+        "cvae": {0: {"metrics": [rec("fid_byol", 3.0)]}},  # not scored on it: not in the figure
+    })
+    text = write_report(run_dir, tmp_path / "report").read_text()
+    assert "<img src='augmentation_gain.png'" in text
+    ax = figures["augmentation_gain.png"].axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["dcgan", "edm"]
+    dots = [c.get_offsets()[:, 1].tolist() for c in ax.collections if len(c.get_offsets())]
+    assert [0.01, 0.02, 0.03] in [[round(v, 6) for v in d] for d in dots] and [-0.02] in dots
+    assert "real-only training (0.790" in ax.get_legend().get_texts()[0].get_text()
+    assert ax.get_ylabel() == "gain in accuracy on real test images"
