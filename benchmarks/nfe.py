@@ -48,6 +48,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--data-dir", default=None)
     ap.add_argument("--preset", default="cpu", help="preset of the evaluator networks")
     ap.add_argument("--n", type=int, default=0, help="images per setting (0: the whole reference split)")
+    ap.add_argument("--split", default=None,
+                    help="the real split to score against (default the reference split; 'valid' to choose settings "
+                         "without looking at the test images)")
     ap.add_argument("--metrics", default="fid_byol,kid_byol,ramis")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
@@ -63,7 +66,10 @@ def main(argv: list[str] | None = None) -> None:
 
     dataset = registry.dataset(args.dataset)(resolution=args.resolution, data_dir=args.data_dir)
     train = dataset.load(dataset.train_split)
-    real = dataset.load(dataset.reference_split)
+    split = args.split or dataset.reference_split
+    if split not in dataset.splits:
+        raise SystemExit(f"--split {split!r}: {args.dataset} has {list(dataset.splits)}")
+    real = dataset.load(split)
     if args.n:
         real = real.subset(np.random.default_rng(args.seed).permutation(len(real))[: args.n])
     metrics = [registry.metric(m)() for m in args.metrics.split(",") if m]
@@ -81,7 +87,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"| {label} | {nfe} | {t} | {haze} | " + " | ".join(cells) + " |", flush=True)
 
     load = " ".join(Path("/proc/loadavg").read_text().split()[:3]) if Path("/proc/loadavg").exists() else "?"
-    print(f"{args.dataset} {args.resolution}px, {len(real)} reference images ({dataset.reference_split}), seed "
+    print(f"{args.dataset} {args.resolution}px, {len(real)} reference images ({split}), seed "
           f"{args.seed}, {args.threads} thread(s), evaluators {args.preset}, load average {load}")
     print("| model, sampler | NFE / image | s / image | zero pixels / median | " + " | ".join(m.name for m in metrics)
           + " |")
